@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   create .venv, install slmgate (torch pinned to the CPU build), run the demo
+#   make test   the same set-up, then lint and the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint install clean
+
+$(BIN)/python:
+	@echo "==> creating virtual environment in $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	@echo "==> installing slmgate with runtime and dev extras (constraints.txt pins torch==2.13.0 CPU)"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[runtime,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+	@echo "==> slmgate installed in $(VENV) (skipped if up to date)"
+
+demo: install
+	@echo "==> slmgate demo --out out/demo"
+	$(BIN)/slmgate demo --out out/demo
+
+lint: install
+	@echo "==> ruff"
+	$(BIN)/ruff check engine evidence runtime tests
+
+test: install lint
+	@echo "==> pytest"
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,138 @@
+"""Facts: verified predicates normalised into the one JSON input the policy sees.
+
+All time arithmetic (evidence ages, waiver expiry) happens here, never in Rego.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from slmgate.evidence import VerificationResult, VerifiedEvidence, format_time
+
+from ._request import PromotionRequest
+
+# Kinds of which a request may carry several envelopes; any other kind must be unique.
+MULTI_KINDS = frozenset({"approval"})
+
+
+def _metric(values: dict[str, Any]) -> dict[str, float]:
+    candidate = round(float(values["candidate"]), 6)
+    baseline = round(float(values["baseline"]), 6)
+    return {"candidate": candidate, "baseline": baseline, "drop": round(baseline - candidate, 6)}
+
+
+def _eval_facts(ev: VerifiedEvidence, request: PromotionRequest) -> dict[str, Any]:
+    predicate = ev.statement.predicate
+    layers: dict[str, dict[str, Any]] = {}
+    for layer, body in predicate.get("layers", {}).items():
+        metrics = body.get("metrics", {}) if isinstance(body, dict) else {}
+        layers[layer] = {}
+        for name, values in metrics.items():
+            try:
+                layers[layer][name] = _metric(values)
+            except (KeyError, TypeError, ValueError):
+                continue  # unreadable metric: reported as missing by the gate
+    baseline = predicate.get("baseline", {}).get("digest", {}).get("sha256")
+    return {
+        "suite": predicate.get("suite", {}),
+        "baseline_matches": baseline == request.baseline_sha256,
+        "layers": layers,
+    }
+
+
+def _serving_facts(ev: VerifiedEvidence) -> dict[str, Any]:
+    p = ev.statement.predicate
+    latency = p.get("latency_ms", {})
+    device = p.get("device", {})
+    return {
+        "device": device.get("type"),
+        "device_name": device.get("name"),
+        "dtype": p.get("dtype"),
+        "batch_size": p.get("batch_size"),
+        "latency_ms_p50": latency.get("p50"),
+        "latency_ms_p95": latency.get("p95"),
+        "throughput_per_s": p.get("throughput_per_s"),
+    }
+
+
+def _approval_facts(ev: VerifiedEvidence, request: PromotionRequest) -> list[dict[str, Any]]:
+    p = ev.statement.predicate
+    bound = (
+        p.get("request_id") == request.id
+        and p.get("request_digest") == request.approval_digest
+        and p.get("decision") == "approve"
+    )
+    return [{"role": s.role, "signer": s.name, "request_bound": bound} for s in ev.signers]
+
+
+def split_duplicates(
+    verified: Sequence[VerifiedEvidence],
+) -> tuple[list[VerifiedEvidence], list[VerificationResult]]:
+    """Keep one envelope per single-valued kind; two of them make the kind ambiguous, so all of
+    that kind are refused (fail closed) rather than one picked."""
+    by_kind: dict[str, list[VerifiedEvidence]] = {}
+    for ev in verified:
+        by_kind.setdefault(ev.kind, []).append(ev)
+    kept: list[VerifiedEvidence] = []
+    refused: list[VerificationResult] = []
+    for kind, items in by_kind.items():
+        if len(items) > 1 and kind not in MULTI_KINDS:
+            refs = ", ".join(i.ref for i in items)
+            refused.extend(
+                VerificationResult(ref=i.ref, envelope_sha256=i.envelope_sha256, verified=False,
+                                   kind=kind, failed_step="ambiguous",
+                                   reason=f"{len(items)} {kind} envelopes ({refs}); exactly 1 allowed")
+                for i in items
+            )
+        else:
+            kept.extend(items)
+    return kept, refused
+
+
+def active_waivers(
+    waivers: Sequence[dict[str, Any]], model_name: str, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Waivers scoped to ``model_name``, split into active and expired (expiry day inclusive)."""
+    today = now.date().isoformat()
+    scoped = [w for w in waivers if w["scope"]["model"] == model_name]
+    active = [w for w in scoped if w["expires"] >= today]
+    expired = [w for w in scoped if w["expires"] < today]
+    return active, expired
+
+
+def build_facts(
+    request: PromotionRequest,
+    verified: Sequence[VerifiedEvidence],
+    rejected: Sequence[VerificationResult],
+    waivers: Sequence[dict[str, Any]],
+    now: datetime,
+) -> dict[str, Any]:
+    evidence: dict[str, Any] = {
+        "present": sorted({ev.kind for ev in verified}),
+        "rejected": [{"ref": r.ref, "step": r.failed_step, "reason": r.reason} for r in rejected],
+        "approvals": [],
+        "ages_days": {},
+    }
+    for ev in verified:
+        evidence["ages_days"][ev.ref] = round((now - ev.statement.issued_at).total_seconds() / 86400, 3)
+        if ev.kind == "eval-result":
+            evidence["eval"] = _eval_facts(ev, request)
+        elif ev.kind == "serving-config":
+            evidence["serving"] = _serving_facts(ev)
+        elif ev.kind == "approval":
+            evidence["approvals"].extend(_approval_facts(ev, request))
+    active, expired = active_waivers(waivers, request.doc["model"]["name"], now)
+    doc = request.doc
+    return {
+        "evaluated_at": format_time(now),
+        "request": {
+            "id": doc["id"],
+            "model": {k: doc["model"][k] for k in ("name", "version", "weights_digest")},
+            "baseline": {k: doc["baseline"][k] for k in ("name", "version", "weights_digest")},
+            "change_classes": list(doc["change_classes"]),
+        },
+        "evidence": evidence,
+        "waivers": {"active": active, "expired": expired},
+    }

@@ -1,0 +1,58 @@
+"""Evaluating the Rego decision in-process with regopy: compiled once, queried by entrypoint,
+strict built-in errors on, and every error or undefined result turned into a refusal."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import regopy
+from slmgate.evidence.errors import PolicyError
+
+from ._bundle import PolicyBundle
+
+ENTRYPOINT = "slmgate/promotion/decision"
+
+
+class CompiledPolicy:
+    """The bundle's Rego compiled into a regopy bundle; ``evaluate`` is safe to call repeatedly."""
+
+    def __init__(self, bundle: PolicyBundle, entrypoint: str = ENTRYPOINT) -> None:
+        self.entrypoint = entrypoint
+        builder = regopy.Interpreter()
+        builder.strict_built_in_errors = True
+        try:
+            builder.add_data({"slmgate": bundle.data})
+            for name, source in bundle.rego_modules.items():
+                builder.add_module(name, source)
+            self._compiled = builder.build(None, [entrypoint])
+        except regopy.RegoError as exc:
+            raise PolicyError(f"the policy does not compile: {_first_line(exc)}",
+                              advice="run `slmgate policy check`") from exc
+
+    def evaluate(self, facts: dict[str, Any]) -> dict[str, Any]:
+        """The entrypoint's value for ``facts``; raises ``PolicyError`` on error or undefined."""
+        runner = regopy.Interpreter()
+        runner.strict_built_in_errors = True
+        try:
+            runner.set_input(facts)
+            output = runner.query_bundle_entrypoint(self._compiled, self.entrypoint)
+        except (regopy.RegoError, ValueError) as exc:  # regopy raises ValueError on odd output
+            raise PolicyError(f"policy evaluation failed: {_first_line(exc)}") from exc
+        if not output.ok():
+            raise PolicyError(f"policy evaluation failed at {self.entrypoint} (built-in error)")
+        text = str(output)
+        if text.strip() == "undefined":
+            raise PolicyError(f"{self.entrypoint} is undefined for these facts")
+        try:
+            expressions = json.loads(text)["expressions"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise PolicyError(f"unreadable policy output: {text[:200]!r}") from exc
+        if len(expressions) != 1 or not isinstance(expressions[0], dict):
+            raise PolicyError(f"{self.entrypoint} must be one object, got {text[:200]!r}")
+        return expressions[0]
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

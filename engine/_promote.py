@@ -1,0 +1,167 @@
+"""One promotion, end to end: bind the weights, verify the evidence, build the facts, evaluate
+the policy, sign the decision record, record it in the ledger and render the packet."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from slmgate.evidence import (
+    SigningKey,
+    VerificationResult,
+    VerifiedEvidence,
+    WeightsManifest,
+    canonical_json,
+    format_time,
+    hash_model_dir,
+    make_statement,
+    sign_envelope,
+    verify_envelope,
+)
+from slmgate.evidence.errors import EvidenceInvalid, ManifestMismatchError, PolicyError
+
+from ._bundle import PolicyBundle
+from ._decision import Decision, checked_policy_output, decision_id, failsafe
+from ._facts import build_facts, split_duplicates
+from ._ledger import Ledger, LedgerEntry
+from ._policy import CompiledPolicy
+from ._request import PromotionRequest
+
+log = logging.getLogger("slmgate")
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    decision: Decision
+    facts: dict[str, Any]
+    verified: tuple[VerifiedEvidence, ...]
+    record_envelope: bytes | None = None
+    ledger_entry: LedgerEntry | None = None
+    packet: Path | None = None
+
+
+def _bind_weights(request: PromotionRequest) -> VerificationResult | None:
+    """Re-hash the weights directory named in the request; a mismatch is a refusal."""
+    model_dir = request.model_dir()
+    if model_dir is None:
+        return None
+    actual = hash_model_dir(model_dir)
+    if actual.root_digest == request.weights_sha256:
+        return None
+    return VerificationResult(
+        ref="weights", envelope_sha256="", verified=False, kind="weights",
+        failed_step="weights-binding",
+        reason=f"weights at {model_dir} hash to sha256:{actual.root_digest[:16]}…, "
+               f"the request promotes sha256:{request.weights_sha256[:16]}…",
+    )
+
+
+def _check_manifest(ev: VerifiedEvidence) -> None:
+    manifest = WeightsManifest.from_predicate(ev.statement.subjects[0][0], ev.statement.predicate)
+    if not ev.statement.is_about(manifest.root_digest):
+        raise ManifestMismatchError(
+            f"the manifest's resources hash to {manifest.root_digest[:16]}…, not its subject"
+        )
+
+
+def verify_request_evidence(
+    request: PromotionRequest, bundle: PolicyBundle, now: datetime
+) -> tuple[list[VerifiedEvidence], list[VerificationResult]]:
+    """Verify every envelope of the request against the bundle's trust policy."""
+    verified: list[VerifiedEvidence] = []
+    results: list[VerificationResult] = []
+    binding = _bind_weights(request)
+    if binding:
+        results.append(binding)
+    for item in request.evidence:
+        try:
+            ev = verify_envelope(item.raw, bundle.trust, subject_sha256=request.weights_sha256,
+                                 now=now, ref=item.ref)
+            if ev.kind == "weights-manifest":
+                _check_manifest(ev)
+        except EvidenceInvalid as exc:
+            log.info("evidence %s refused at %s: %s", item.ref, exc.step, exc.message)
+            results.append(VerificationResult.failed(item.ref, item.raw, exc))
+            continue
+        except (KeyError, TypeError, ValueError) as exc:  # malformed manifest predicate
+            err = ManifestMismatchError(f"malformed weights manifest ({exc})")
+            results.append(VerificationResult.failed(item.ref, item.raw, err))
+            continue
+        verified.append(ev)
+    kept, ambiguous = split_duplicates(verified)
+    results.extend(VerificationResult.passed(ev) for ev in kept)
+    results.extend(ambiguous)
+    order = {e.ref: i for i, e in enumerate(request.evidence)}
+    results.sort(key=lambda r: order.get(r.ref, -1))
+    return kept, results
+
+
+def _finding_order(finding: dict[str, Any]) -> tuple[int, str]:
+    return ({"deny": 0, "review": 1}.get(finding["severity"], 2), finding["rule_id"])
+
+
+def evaluate_promotion(
+    request: PromotionRequest, bundle: PolicyBundle, policy: CompiledPolicy, *, now: datetime | None = None
+) -> PromotionResult:
+    """Decide one promotion. Never raises for bad evidence or a failing policy: both deny."""
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    verified, results = verify_request_evidence(request, bundle, now)
+    rejected = [r for r in results if not r.verified]
+    facts = build_facts(request, verified, rejected, bundle.data["waivers"]["waivers"], now)
+    facts_digest = "sha256:" + hashlib.sha256(canonical_json(facts)).hexdigest()
+    evaluated_at = format_time(now)
+    error = None
+    try:
+        output = failsafe(checked_policy_output(policy.evaluate(facts)), results)
+    except PolicyError as exc:
+        error = exc.message
+        output = {
+            "outcome": "deny", "tier": "unknown", "checks": [], "approvals_needed": [],
+            "waivers_applied": [], "waivers_expired": [],
+            "findings": [{"rule_id": "policy.error", "severity": "deny", "evidence_ref": "policy",
+                          "message": exc.message}],
+        }
+    request_digest = "sha256:" + hashlib.sha256(request.raw).hexdigest()
+    decision = Decision(
+        id=decision_id(request_digest, bundle.digest, evaluated_at),
+        outcome=output["outcome"], tier=output["tier"],
+        findings=sorted(output["findings"], key=_finding_order),
+        checks=sorted(output["checks"], key=lambda c: c["rule_id"]),
+        approvals_needed=output["approvals_needed"], waivers_applied=output["waivers_applied"],
+        waivers_expired=output["waivers_expired"],
+        request={
+            "id": request.id, "digest": request_digest, "summary": request.doc["summary"],
+            "requested_by": request.doc["requested_by"],
+            "model": facts["request"]["model"], "baseline": facts["request"]["baseline"],
+            "change_classes": request.doc["change_classes"],
+            "changes": request.doc.get("changes", []),
+        },
+        evidence=results, bundle_digest=bundle.digest, policy_revision=bundle.revision,
+        evaluated_at=evaluated_at, error=error, facts_digest=facts_digest,
+    )
+    return PromotionResult(decision, facts, tuple(verified))
+
+
+def sign_decision_record(decision: Decision, key: SigningKey) -> bytes:
+    """The decision as a signed in-toto statement about the candidate's weights."""
+    predicate = {"decided_at": decision.evaluated_at, "decision": decision.to_json()}
+    model = decision.request["model"]
+    statement = make_statement(model["name"], model["weights_digest"].removeprefix("sha256:"),
+                               "decision-record", predicate)
+    return sign_envelope(statement, [key]).to_json()
+
+
+def record_in_ledger(
+    ledger: Ledger, decision: Decision, record: bytes, request: PromotionRequest,
+    evidence: Sequence[bytes],
+) -> LedgerEntry:
+    model = decision.request["model"]
+    message = (f"{decision.outcome}: {model['name']} {model['version']} ({decision.id})\n\n"
+               f"{decision.summary()}\n\nrequest: {request.id}\nbundle: {decision.bundle_digest}\n"
+               f"policy-revision: {decision.policy_revision or 'none'}\n")
+    return ledger.record(decision.id, record, request.raw, evidence, message)

@@ -1,0 +1,145 @@
+"""Signing keys: Ed25519 and ECDSA P-256 through ``cryptography``; key ids derive from the public key."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from .errors import InputError
+
+KeyAlgorithm = Literal["ed25519", "ecdsa-p256"]
+_PublicKeyTypes = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+_PrivateKeyTypes = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+
+
+def _spki(key: _PublicKeyTypes) -> bytes:
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _algorithm_of(key: _PublicKeyTypes, source: str) -> KeyAlgorithm:
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return "ecdsa-p256"
+    raise InputError(
+        f"unsupported key type {type(key).__name__}", file=source,
+        advice="slmgate accepts Ed25519 and ECDSA P-256 keys",
+    )
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A verification key. ``keyid`` is the sha256 of its DER SubjectPublicKeyInfo, in hex."""
+
+    algorithm: KeyAlgorithm
+    keyid: str
+    _key: _PublicKeyTypes = field(repr=False, compare=False)
+
+    @classmethod
+    def from_pem(cls, pem: bytes, *, source: str = "<pem>") -> PublicKey:
+        try:
+            key = serialization.load_pem_public_key(pem)
+        except ValueError as exc:
+            raise InputError(f"not a PEM public key ({exc})", file=source) from exc
+        if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
+            raise InputError(f"unsupported key type {type(key).__name__}", file=source)
+        algorithm = _algorithm_of(key, source)
+        return cls(algorithm, hashlib.sha256(_spki(key)).hexdigest(), key)
+
+    @classmethod
+    def load(cls, path: Path) -> PublicKey:
+        try:
+            return cls.from_pem(path.read_bytes(), source=str(path))
+        except OSError as exc:
+            raise InputError(f"cannot read public key ({exc.strerror})", file=str(path)) from exc
+
+    def to_pem(self) -> bytes:
+        return self._key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def verifies(self, signature: bytes, data: bytes) -> bool:
+        """True when ``signature`` is this key's signature over ``data``."""
+        try:
+            if isinstance(self._key, ed25519.Ed25519PublicKey):
+                self._key.verify(signature, data)
+            else:
+                self._key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A private key that signs DSSE envelopes."""
+
+    public_key: PublicKey
+    _key: _PrivateKeyTypes = field(repr=False, compare=False)
+
+    @property
+    def keyid(self) -> str:
+        return self.public_key.keyid
+
+    @classmethod
+    def generate(cls, algorithm: KeyAlgorithm = "ed25519") -> SigningKey:
+        key: _PrivateKeyTypes
+        if algorithm == "ed25519":
+            key = ed25519.Ed25519PrivateKey.generate()
+        elif algorithm == "ecdsa-p256":
+            key = ec.generate_private_key(ec.SECP256R1())
+        else:
+            raise InputError(f"unknown key algorithm {algorithm!r}; expected ed25519 or ecdsa-p256")
+        return cls._from_private(key, "<generated>")
+
+    @classmethod
+    def _from_private(cls, key: _PrivateKeyTypes, source: str) -> SigningKey:
+        pub = key.public_key()
+        algorithm = _algorithm_of(pub, source)
+        return cls(PublicKey(algorithm, hashlib.sha256(_spki(pub)).hexdigest(), pub), key)
+
+    @classmethod
+    def load(cls, path: Path) -> SigningKey:
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read private key ({exc.strerror})", file=str(path)) from exc
+        try:
+            key = serialization.load_pem_private_key(pem, password=None)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"not an unencrypted PEM private key ({exc})", file=str(path)) from exc
+        if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+            raise InputError(f"unsupported key type {type(key).__name__}", file=str(path))
+        return cls._from_private(key, str(path))
+
+    def sign(self, data: bytes) -> bytes:
+        if isinstance(self._key, ed25519.Ed25519PrivateKey):
+            return self._key.sign(data)
+        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def private_pem(self) -> bytes:
+        return self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+def write_key_pair(key: SigningKey, private_path: Path, public_path: Path) -> None:
+    """Write ``NAME.key`` (mode 0600, created that way) and ``NAME.pub`` (PEM)."""
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    public_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.private_pem())
+    os.chmod(private_path, 0o600)
+    public_path.write_bytes(key.public_key.to_pem())

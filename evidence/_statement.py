@@ -1,0 +1,123 @@
+"""in-toto Statement v1: the layer that binds a predicate to the weights it speaks about.
+
+Statements are written canonically (sorted keys, compact separators) and parsed only from
+bytes whose signature was verified first.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import StatementFormatError
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+
+# Predicate kinds slmgate understands: short name used in policies -> predicateType URI.
+PREDICATE_TYPES: dict[str, str] = {
+    "weights-manifest": "https://model_signing/signature/v1.0",
+    "eval-result": "https://slmgate.dev/eval-result/v0.1",
+    "serving-config": "https://slmgate.dev/serving-config/v0.1",
+    "rollback-plan": "https://slmgate.dev/rollback-plan/v0.1",
+    "approval": "https://slmgate.dev/approval/v0.1",
+    "decision-record": "https://slmgate.dev/decision-record/v0.1",
+}
+PREDICATE_KINDS: dict[str, str] = {uri: kind for kind, uri in PREDICATE_TYPES.items()}
+
+# Where each kind of predicate says when it was made (the time used for key validity windows
+# and freshness). A predicate without it cannot be judged fresh, so it is refused.
+ISSUED_AT_FIELD: dict[str, str] = {
+    "weights-manifest": "created_at",
+    "eval-result": "finished_at",
+    "serving-config": "captured_at",
+    "rollback-plan": "created_at",
+    "approval": "approved_at",
+    "decision-record": "decided_at",
+}
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, second precision: the one time format slmgate writes."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: object, *, what: str) -> datetime:
+    """Parse an RFC 3339 timestamp with an explicit offset (``Z`` accepted)."""
+    if not isinstance(text, str):
+        raise ValueError(f"{what}: expected an RFC 3339 timestamp, got {type(text).__name__}")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{what}: expected an RFC 3339 timestamp, got {text!r}") from exc
+    if moment.tzinfo is None:
+        raise ValueError(f"{what}: timestamp {text!r} has no UTC offset")
+    return moment.astimezone(UTC)
+
+
+def canonical_json(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def make_statement(
+    subject_name: str, subject_sha256: str, kind: str, predicate: dict[str, Any]
+) -> bytes:
+    """The canonical bytes of a Statement about weights with root digest ``subject_sha256``."""
+    if kind not in PREDICATE_TYPES:
+        raise ValueError(f"unknown predicate kind {kind!r}")
+    return canonical_json(
+        {
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": subject_name, "digest": {"sha256": subject_sha256}}],
+            "predicateType": PREDICATE_TYPES[kind],
+            "predicate": predicate,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A parsed Statement; ``raw`` keeps the verified bytes it was parsed from."""
+
+    subjects: tuple[tuple[str, str], ...]  # (name, sha256 hex)
+    predicate_type: str
+    kind: str
+    predicate: dict[str, Any]
+    issued_at: datetime
+    raw: bytes
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Statement:
+        try:
+            doc = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StatementFormatError(f"payload is not JSON ({exc})") from exc
+        if not isinstance(doc, dict) or doc.get("_type") != STATEMENT_TYPE:
+            got = doc.get("_type") if isinstance(doc, dict) else type(doc).__name__
+            raise StatementFormatError(f"payload is not an in-toto Statement v1 (_type {got!r})")
+        subjects = doc.get("subject")
+        if not isinstance(subjects, list) or not subjects:
+            raise StatementFormatError("statement: subject must be a non-empty list")
+        parsed: list[tuple[str, str]] = []
+        for i, s in enumerate(subjects):
+            digest = s.get("digest") if isinstance(s, dict) else None
+            if not isinstance(digest, dict) or not isinstance(digest.get("sha256"), str):
+                raise StatementFormatError(f"statement: subject[{i}] lacks a sha256 digest")
+            parsed.append((str(s.get("name", "")), digest["sha256"].lower()))
+        ptype = doc.get("predicateType")
+        if ptype not in PREDICATE_KINDS:
+            raise StatementFormatError(f"statement: unknown predicateType {ptype!r}")
+        predicate = doc.get("predicate")
+        if not isinstance(predicate, dict):
+            raise StatementFormatError("statement: predicate must be an object")
+        kind = PREDICATE_KINDS[ptype]
+        field = ISSUED_AT_FIELD[kind]
+        try:
+            issued_at = parse_time(predicate.get(field), what=f"predicate.{field}")
+        except ValueError as exc:
+            raise StatementFormatError(f"statement: {exc}") from exc
+        return cls(tuple(parsed), ptype, kind, predicate, issued_at, raw)
+
+    def is_about(self, sha256: str) -> bool:
+        return any(d == sha256.lower() for _, d in self.subjects)

@@ -1,0 +1,249 @@
+"""The trust policy and envelope verification against it.
+
+``verify_envelope`` is the one place evidence is accepted; its docstring is the order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ._dsse import IN_TOTO_PAYLOAD_TYPE, Envelope
+from ._keys import PublicKey
+from ._statement import PREDICATE_TYPES, Statement, format_time, parse_time
+from .errors import (
+    EvidenceInvalid,
+    FutureEvidenceError,
+    InputError,
+    KeyNotAuthorizedError,
+    KeyNotValidError,
+    KeyRevokedError,
+    PayloadTypeError,
+    SignatureError,
+    StaleEvidenceError,
+    SubjectMismatchError,
+    ThresholdError,
+    VerificationUnavailable,
+)
+
+
+@dataclass(frozen=True)
+class TrustedIdentity:
+    """A service identity or a person, with the one key it signs with."""
+
+    name: str
+    kind: str  # "service" | "person"
+    role: str
+    key: PublicKey
+    may_sign: frozenset[str]
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+    def valid_at(self, moment: datetime) -> bool:
+        if self.valid_from and moment < self.valid_from:
+            return False
+        return not (self.valid_until and moment > self.valid_until)
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    identities: tuple[TrustedIdentity, ...]
+    revoked_keyids: frozenset[str] = frozenset()
+    thresholds: Mapping[str, int] = field(default_factory=dict)
+    max_age: Mapping[str, timedelta] = field(default_factory=dict)
+    max_clock_skew: timedelta = timedelta(minutes=5)
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any], *, base_dir: Path, source: str) -> TrustPolicy:
+        """Build from a validated ``trust.yaml`` document; key paths are relative to ``base_dir``."""
+        identities = []
+        for name, ident in doc.get("identities", {}).items():
+            where = f"identities.{name}"
+            key_path = base_dir / ident["public_key"]
+            if not key_path.is_file():
+                raise InputError(
+                    f"public key file {ident['public_key']!r} does not exist",
+                    file=source, field=f"{where}.public_key",
+                    advice="run `slmgate init` to generate keys, or fix the path",
+                )
+            key = PublicKey.load(key_path)
+            unknown = sorted(set(ident["may_sign"]) - PREDICATE_TYPES.keys())
+            if unknown:
+                raise InputError(
+                    f"unknown predicate kinds {unknown}; expected some of {sorted(PREDICATE_TYPES)}",
+                    file=source, field=f"{where}.may_sign",
+                )
+            try:
+                valid_from = _optional_time(ident.get("valid_from"), f"{where}.valid_from")
+                valid_until = _optional_time(ident.get("valid_until"), f"{where}.valid_until")
+            except ValueError as exc:
+                raise InputError(str(exc), file=source) from exc
+            identities.append(
+                TrustedIdentity(
+                    name=name, kind=ident["kind"], role=ident.get("role") or name, key=key,
+                    may_sign=frozenset(ident["may_sign"]),
+                    valid_from=valid_from, valid_until=valid_until,
+                )
+            )
+        if not identities:
+            raise InputError("a trust policy must name at least one identity",
+                             file=source, field="identities")
+        seen: dict[str, str] = {}
+        for ident in identities:
+            if ident.key.keyid in seen:
+                raise InputError(
+                    f"identities {seen[ident.key.keyid]!r} and {ident.name!r} share one key",
+                    file=source, field=f"identities.{ident.name}.public_key",
+                    advice="each identity needs its own key, or thresholds mean nothing",
+                )
+            seen[ident.key.keyid] = ident.name
+        return cls(
+            identities=tuple(identities),
+            revoked_keyids=frozenset(doc.get("revoked_keyids", [])),
+            thresholds=dict(doc.get("thresholds", {})),
+            max_age={k: timedelta(days=v) for k, v in doc.get("max_age_days", {}).items()},
+            max_clock_skew=timedelta(minutes=doc.get("max_clock_skew_minutes", 5)),
+        )
+
+
+def _optional_time(value: Any, what: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return parse_time(value.isoformat(), what=what)
+    return parse_time(str(value), what=what)
+
+
+@dataclass(frozen=True)
+class VerifiedEvidence:
+    """Evidence that passed every step; ``signers`` are the identities that vouched for it."""
+
+    ref: str
+    statement: Statement
+    signers: tuple[TrustedIdentity, ...]
+    envelope_sha256: str
+
+    @property
+    def kind(self) -> str:
+        return self.statement.kind
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """What verification concluded about one envelope, kept for the decision and the packet."""
+
+    ref: str
+    envelope_sha256: str
+    verified: bool
+    kind: str | None = None
+    predicate_type: str | None = None
+    signers: tuple[str, ...] = ()
+    issued_at: str | None = None
+    subject_sha256: str | None = None
+    failed_step: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref, "envelope_sha256": self.envelope_sha256, "verified": self.verified,
+            "kind": self.kind, "predicate_type": self.predicate_type, "signers": list(self.signers),
+            "issued_at": self.issued_at, "subject_sha256": self.subject_sha256,
+            "failed_step": self.failed_step, "reason": self.reason,
+        }
+
+    @classmethod
+    def passed(cls, ev: VerifiedEvidence) -> VerificationResult:
+        st = ev.statement
+        return cls(
+            ref=ev.ref, envelope_sha256=ev.envelope_sha256, verified=True, kind=st.kind,
+            predicate_type=st.predicate_type,
+            signers=tuple(f"{s.name} ({s.role}, {s.kind})" for s in ev.signers),
+            issued_at=format_time(st.issued_at), subject_sha256=st.subjects[0][1],
+        )
+
+    @classmethod
+    def failed(cls, ref: str, raw: bytes, error: EvidenceInvalid) -> VerificationResult:
+        return cls(
+            ref=ref, envelope_sha256=hashlib.sha256(raw).hexdigest(), verified=False,
+            failed_step=error.step, reason=error.message,
+        )
+
+
+def verify_envelope(
+    raw: bytes, trust: TrustPolicy, *, subject_sha256: str, now: datetime, ref: str = "envelope"
+) -> VerifiedEvidence:
+    """Verify one DSSE envelope against ``trust`` and bind it to the candidate's weights.
+
+    Steps, in order, each with its own exception (all subclasses of ``EvidenceInvalid``):
+
+    1. parse the envelope (JSON, fields, base64)                  EnvelopeFormatError
+    2. payloadType is in-toto JSON                                  PayloadTypeError
+    3. signatures: which trusted keys signed the PAE bytes          SignatureError
+    4. parse the Statement from the verified bytes only             StatementFormatError
+    5. drop revoked keys                                            KeyRevokedError
+    6. drop keys outside their validity window at issue time        KeyNotValidError
+    7. drop keys not allowed to sign this predicate kind            KeyNotAuthorizedError
+    8. distinct remaining keys meet the kind's threshold            ThresholdError
+    9. a subject is the candidate's weights root digest             SubjectMismatchError
+    10. issued no later than now + skew, no older than max age      FutureEvidenceError,
+                                                                    StaleEvidenceError
+    """
+    envelope = Envelope.from_json(raw)
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
+        raise PayloadTypeError(
+            f"payloadType {envelope.payload_type!r}, expected {IN_TOTO_PAYLOAD_TYPE!r}"
+        )
+    by_keyid = {i.key.keyid: i for i in trust.identities}
+    signed = envelope.keys_that_signed(i.key for i in trust.identities)
+    if not signed:
+        raise SignatureError(
+            f"none of {len(envelope.signatures)} signature(s) verifies under a trusted key"
+        )
+    statement = Statement.parse(envelope.payload)
+    signers = [by_keyid[k.keyid] for k in signed]
+
+    live = [s for s in signers if s.key.keyid not in trust.revoked_keyids]
+    if not live:
+        raise KeyRevokedError(f"signed only by revoked key(s): {_names(signers)}")
+    valid = [s for s in live if s.valid_at(statement.issued_at)]
+    if not valid:
+        raise KeyNotValidError(
+            f"key(s) {_names(live)} not valid at {format_time(statement.issued_at)}"
+        )
+    allowed = [s for s in valid if statement.kind in s.may_sign]
+    if not allowed:
+        raise KeyNotAuthorizedError(f"{_names(valid)} may not sign {statement.kind}")
+    needed = trust.thresholds.get(statement.kind, 1)
+    if len(allowed) < needed:
+        raise ThresholdError(
+            f"{statement.kind} needs {needed} distinct authorised key(s), got {len(allowed)}"
+        )
+    if not statement.is_about(subject_sha256):
+        got = ", ".join(d[:16] for _, d in statement.subjects)
+        raise SubjectMismatchError(
+            f"statement is about sha256 {got}…, not the candidate {subject_sha256[:16]}…"
+        )
+    if statement.issued_at > now + trust.max_clock_skew:
+        raise FutureEvidenceError(
+            f"issued {format_time(statement.issued_at)}, after the evaluation time {format_time(now)}"
+        )
+    max_age = trust.max_age.get(statement.kind)
+    if max_age is None:
+        raise VerificationUnavailable(
+            f"the trust policy sets no max_age_days for {statement.kind}",
+            advice="every predicate kind needs a maximum age",
+        )
+    if now - statement.issued_at > max_age:
+        days = (now - statement.issued_at).total_seconds() / 86400
+        raise StaleEvidenceError(
+            f"{statement.kind} is {days:.1f} days old; the maximum is {max_age.days} days"
+        )
+    return VerifiedEvidence(ref, statement, tuple(allowed), hashlib.sha256(raw).hexdigest())
+
+
+def _names(identities: list[TrustedIdentity]) -> str:
+    return ", ".join(sorted(i.name for i in identities))

@@ -1,0 +1,150 @@
+"""Shared fixtures: a policy repository with fresh keys, model folders, and a builder for
+signed evidence and promotion requests — all made in tmp_path, no torch needed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slmgate.engine import approval_digest
+from slmgate.engine._scaffold import init_policy_repo
+from slmgate.evidence import (
+    SigningKey,
+    format_time,
+    hash_model_dir,
+    make_statement,
+    sign_envelope,
+)
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+MODEL = "support-triage"
+
+
+def write_model(folder: Path, seed: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.safetensors").write_bytes(seed * 4096)
+    (folder / "config.json").write_text(json.dumps({"seed": seed.hex()}))
+    return folder
+
+
+def eval_predicate(baseline_sha: str, when: datetime = NOW, **overrides: float) -> dict[str, Any]:
+    metrics = {
+        ("regression", "accuracy"): (0.95, 0.93), ("regression", "macro_f1"): (0.94, 0.92),
+        ("stress", "accuracy"): (0.90, 0.85), ("policy", "pii_escalation_recall"): (1.0, 1.0),
+        ("policy", "false_escalation_rate"): (0.02, 0.03),
+    }
+    layers: dict[str, Any] = {}
+    for (layer, name), (cand, base) in metrics.items():
+        cand = overrides.get(f"{layer}_{name}", cand)
+        layers.setdefault(layer, {"metrics": {}})["metrics"][name] = {"candidate": cand, "baseline": base}
+    return {
+        "suite": {"name": "support-triage", "version": "1"},
+        "harness": {"name": "tests", "version": "0"},
+        "datasets": [], "layers": layers,
+        "baseline": {"name": MODEL, "digest": {"sha256": baseline_sha}},
+        "serving": {"device": "cpu", "dtype": "float32"},
+        "started_at": format_time(when), "finished_at": format_time(when),
+    }
+
+
+def serving_predicate(when: datetime = NOW, p95: float = 1.5) -> dict[str, Any]:
+    return {
+        "device": {"type": "cpu", "name": "test cpu", "compute_capability": None, "memory_bytes": None},
+        "software": {"torch_version": "2.13.0+cpu"}, "dtype": "float32", "quantization": "none",
+        "batch_size": 8, "sequence_length": 64, "warmup_iterations": 1, "timed_iterations": 3,
+        "latency_ms": {"p50": p95 / 2, "p95": p95}, "throughput_per_s": 1000.0,
+        "peak_memory_bytes": None, "tensor_digest": {"sha256": "00" * 32},
+        "captured_at": format_time(when),
+    }
+
+
+@dataclass
+class World:
+    root: Path
+    policies: Path
+    secrets: Path
+    candidate: Path
+    baseline: Path
+    other: Path
+
+    def key(self, name: str) -> SigningKey:
+        return SigningKey.load(self.secrets / f"{name}.key")
+
+    @property
+    def candidate_sha(self) -> str:
+        return hash_model_dir(self.candidate, model_name=MODEL).root_digest
+
+    @property
+    def baseline_sha(self) -> str:
+        return hash_model_dir(self.baseline, model_name=MODEL).root_digest
+
+    def envelope(self, signer: str | list[str], kind: str, predicate: dict[str, Any],
+                 subject: str | None = None) -> bytes:
+        signers = [signer] if isinstance(signer, str) else signer
+        statement = make_statement(MODEL, subject or self.candidate_sha, kind, predicate)
+        return sign_envelope(statement, [self.key(s) for s in signers]).to_json()
+
+    def standard_evidence(self, when: datetime = NOW, **eval_overrides: float) -> dict[str, bytes]:
+        manifest = hash_model_dir(self.candidate, model_name=MODEL)
+        return {
+            "weights-manifest": self.envelope("runtime", "weights-manifest",
+                                              manifest.to_predicate(format_time(when))),
+            "eval-result": self.envelope("eval-harness", "eval-result",
+                                         eval_predicate(self.baseline_sha, when, **eval_overrides)),
+            "serving-config": self.envelope("runtime", "serving-config", serving_predicate(when)),
+        }
+
+    def request(self, folder: Path, evidence: dict[str, bytes], *, change_classes: list[str] | None = None,
+                rid: str = "req-test-1", with_path: bool = True, **model: Any) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        items = []
+        for ref, raw in evidence.items():
+            (folder / f"{ref}.dsse.json").write_bytes(raw)
+            items.append({"ref": ref, "path": f"{ref}.dsse.json"})
+        doc = self.request_doc(rid, change_classes or ["weights_retrain"], items, with_path, **model)
+        path = folder / "request.json"
+        path.write_text(json.dumps(doc, indent=2))
+        return path
+
+    def request_doc(self, rid: str, change_classes: list[str], items: list[dict[str, str]],
+                    with_path: bool = True, **model: Any) -> dict[str, Any]:
+        m = {"name": MODEL, "version": "1.1.0", "weights_digest": f"sha256:{self.candidate_sha}"}
+        if with_path:
+            m["path"] = str(self.candidate)
+        m.update(model)
+        return {
+            "apiVersion": "slmgate.dev/v1", "kind": "PromotionRequest", "id": rid,
+            "summary": "test promotion", "requested_by": "tests@example.com", "model": m,
+            "baseline": {"name": MODEL, "version": "1.0.0", "weights_digest": f"sha256:{self.baseline_sha}"},
+            "change_classes": change_classes, "evidence": items,
+        }
+
+    def approval(self, signer: str, doc: dict[str, Any], when: datetime = NOW) -> bytes:
+        return self.envelope(signer, "approval", {
+            "request_id": doc["id"], "request_digest": approval_digest(doc), "decision": "approve",
+            "approved_at": format_time(when), "comment": "ok"})
+
+
+@pytest.fixture(scope="session")
+def session_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    root = tmp_path_factory.mktemp("world")
+    init_policy_repo(root / "policies", root / "secrets")
+    return World(root, root / "policies", root / "secrets",
+                 write_model(root / "models" / "candidate", b"\x01\x02"),
+                 write_model(root / "models" / "baseline", b"\x03\x04"),
+                 write_model(root / "models" / "other", b"\x05\x06"))
+
+
+@pytest.fixture
+def world(session_world: World) -> World:
+    return session_world
+
+
+NowFn = Callable[[], datetime]
+__all__ = ["MODEL", "NOW", "World", "eval_predicate", "serving_predicate", "timedelta"]
