@@ -11,6 +11,7 @@ from typing import Any
 
 import cerberus
 import git
+
 from slmgate.evidence import PREDICATE_TYPES, TrustPolicy
 from slmgate.evidence.errors import InputError
 
@@ -18,6 +19,16 @@ from ._yamldoc import KeyPath, YamlDocument, load_yaml
 
 DATA_FILES = ("charter", "purposes", "tiers", "subprocessors", "gates", "waivers")
 EVAL_LAYERS = ("regression", "stress", "policy")
+
+def _to_date(value: Any) -> Any:
+    """Accept quoted ISO dates too; anything unparsable is left for the type check to refuse."""
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
 
 _str = {"type": "string", "empty": False}
 _strlist = {"type": "list", "schema": _str}
@@ -134,7 +145,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "owner": {**_str, "required": True},
             "ticket": {**_str, "required": True},
             "reason": {**_str, "required": True},
-            "expires": {"type": "date", "required": True},
+            "expires": {"type": "date", "required": True, "coerce": _to_date},
         }}},
     },
     "trust": {

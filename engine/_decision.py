@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+
 from slmgate.evidence import VerificationResult
 from slmgate.evidence.errors import PolicyError
 

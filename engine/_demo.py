@@ -153,7 +153,6 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
     progress(f"[1/6] policy repository from the default bundle, fresh keys -> {out / 'policy-repo'}")
     init_policy_repo(policy_repo, secrets)
     bundle = load_bundle(policy_repo)
-    policy = CompiledPolicy(bundle)
 
     progress("[2/6] training baseline, candidate and regressed models (PyTorch, CPU)")
     models = train_demo_models(work / "models")
@@ -212,6 +211,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
              evidence=f_ev, changes=["Serving batch size 8 -> 16"])
 
     progress("[4/6] promotions through the gate (regopy, compiled once)")
+    policy = CompiledPolicy(bundle)  # after every torch step: see _policy._regopy
     ledger = Ledger(work / "ledger")
     gate_key = SigningKey.load(secrets / "slmgate-gate.key")
     stories = [

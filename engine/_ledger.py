@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import git
+
 from slmgate.evidence import write_atomic
 from slmgate.evidence.errors import InputError
 

@@ -78,7 +78,7 @@ def packet_content(
             "tier": decision.tier, "summary": decision.summary(),
             "evaluated_at": decision.evaluated_at, "bundle_digest": decision.bundle_digest,
             "policy_revision": decision.policy_revision, "findings": decision.findings,
-            "checks": [c for c in decision.checks if c["passed"]],
+            "checks": decision.checks,
             "approvals_needed": decision.approvals_needed,
             "waivers_applied": decision.waivers_applied,
             "waivers_expired": decision.waivers_expired,

@@ -4,14 +4,25 @@ strict built-in errors on, and every error or undefined result turned into a ref
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import regopy
 from slmgate.evidence.errors import PolicyError
 
 from ._bundle import PolicyBundle
 
+if TYPE_CHECKING:
+    import regopy
+
 ENTRYPOINT = "slmgate/promotion/decision"
+
+
+def _regopy() -> Any:
+    """regopy, imported on first use: commands that evaluate no policy never load it, and a
+    process that needs torch too (the demo) can load torch first — regopy 1.5 then torch in one
+    process aborts with a heap corruption (measured here)."""
+    import regopy
+
+    return regopy
 
 
 class CompiledPolicy:
@@ -19,25 +30,29 @@ class CompiledPolicy:
 
     def __init__(self, bundle: PolicyBundle, entrypoint: str = ENTRYPOINT) -> None:
         self.entrypoint = entrypoint
-        builder = regopy.Interpreter()
+        self._rego = rego = _regopy()
+        builder = rego.Interpreter()
         builder.strict_built_in_errors = True
         try:
             builder.add_data({"slmgate": bundle.data})
             for name, source in bundle.rego_modules.items():
                 builder.add_module(name, source)
             self._compiled = builder.build(None, [entrypoint])
-        except regopy.RegoError as exc:
+        except rego.RegoError as exc:
             raise PolicyError(f"the policy does not compile: {_first_line(exc)}",
                               advice="run `slmgate policy check`") from exc
 
+    _compiled: regopy.Bundle
+
     def evaluate(self, facts: dict[str, Any]) -> dict[str, Any]:
         """The entrypoint's value for ``facts``; raises ``PolicyError`` on error or undefined."""
-        runner = regopy.Interpreter()
+        rego = self._rego
+        runner = rego.Interpreter()
         runner.strict_built_in_errors = True
         try:
             runner.set_input(facts)
             output = runner.query_bundle_entrypoint(self._compiled, self.entrypoint)
-        except (regopy.RegoError, ValueError) as exc:  # regopy raises ValueError on odd output
+        except (rego.RegoError, ValueError) as exc:  # regopy raises ValueError on odd output
             raise PolicyError(f"policy evaluation failed: {_first_line(exc)}") from exc
         if not output.ok():
             raise PolicyError(f"policy evaluation failed at {self.entrypoint} (built-in error)")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import git
 import yaml
+
 from slmgate.evidence import SigningKey, write_key_pair
 from slmgate.evidence.errors import InputError
 

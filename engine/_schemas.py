@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
+
 from slmgate.evidence.errors import InputError
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from slmgate.evidence.errors import InputError
 
 KeyPath = tuple[str | int, ...]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
+
 from slmgate.evidence import (
     PREDICATE_TYPES,
     Envelope,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.resources
+import logging
 import mimetypes
 import os
 import tempfile
@@ -27,8 +28,9 @@ from urllib.request import url2pathname
 
 import jinja2
 import weasyprint
-from slmgate.evidence.errors import SlmgateError
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
+
+from slmgate.evidence.errors import SlmgateError
 
 __all__ = ["Attachment", "PacketError", "TemplateFetcher", "render_packet"]
 
@@ -38,6 +40,18 @@ _DASH = "—"
 _PACKET_MODE = 0o644
 # SOURCE_DATE_EPOCH is process-wide; renders hold this lock while they set it.
 _EPOCH_LOCK = threading.Lock()
+
+
+class _FontSubsetNotice(logging.Filter):
+    """WeasyPrint 70 warns on every render that it subsets fonts with fontTools because this
+    machine has no HarfBuzz-Subset; the packet bytes rely on that path (see above), so the
+    notice is dropped rather than repeated per packet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "HarfBuzz-Subset" not in record.getMessage()
+
+
+logging.getLogger("weasyprint").addFilter(_FontSubsetNotice())
 
 
 class PacketError(SlmgateError):
@@ -178,6 +192,7 @@ def _source_date_epoch(when: datetime) -> Iterator[None]:
 @contextlib.contextmanager
 def _atomic_target(out: Path) -> Iterator[Any]:
     """Yields a binary file in out's directory that replaces ``out`` only on success."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:

@@ -16,6 +16,7 @@ from typing import Any
 import pikepdf
 import pytest
 from pypdf import PdfReader
+
 from slmgate.engine.packet import Attachment, PacketError, TemplateFetcher, render_packet
 
 DIGEST = "sha256:" + "ab12" * 16

@@ -82,7 +82,7 @@ def test_private_key_round_trip_and_mode(tmp_path) -> None:  # type: ignore[no-u
     assert (tmp_path / "k.key").stat().st_mode & 0o777 == 0o600
     assert SigningKey.load(tmp_path / "k.key").keyid == EC.keyid
     assert PublicKey.load(tmp_path / "k.pub").keyid == EC.keyid
-    with pytest.raises(InputError, match="k.pub"):
+    with pytest.raises(InputError, match=r"k\.pub"):
         SigningKey.load(tmp_path / "k.pub")
 
 
