@@ -414,3 +414,7 @@ def keys_generate(name: str, out: Path, algorithm: str) -> None:
     write_key_pair(key, private, public)
     click.echo(f"{public} (keyid {key.keyid})\n{private} (private, mode 0600)")
 
+
+
+if __name__ == "__main__":
+    main(prog_name="slmgate")

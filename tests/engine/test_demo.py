@@ -1,0 +1,52 @@
+"""The demo end to end, through the real CLI: four promotions, a ledger and four packets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import git
+from pypdf import PdfReader
+
+
+def _demo(out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "slmgate.engine.cli", "demo", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_demo_runs_the_main_path(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    r = _demo(out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    outcomes = {p["name"]: (p["outcome"], p["exit_code"]) for p in summary["promotions"]}
+    assert outcomes == {
+        "01-weekly-retrain": ("approve", 0),
+        "02-regressed-candidate": ("deny", 1),
+        "03-tampered-evidence": ("deny", 4),
+        "04-serving-change": ("review", 3),
+    }
+    assert "gate.stress.accuracy" in r.stdout and "signature" in r.stdout
+    commits = list(git.Repo(out / "ledger").iter_commits())
+    assert len(commits) == 5  # creation + one per decision
+    for p in summary["promotions"]:
+        reader = PdfReader(p["packet"])
+        text = "".join(page.extract_text() for page in reader.pages)
+        assert p["outcome"].upper() in text.upper()
+        assert "request.json" in reader.attachments
+        assert "evidence/eval-result.dsse.json" in reader.attachments
+    # models are real safetensors trained here; the request re-hashes them at promotion time
+    assert (out / "models" / "candidate" / "model.safetensors").stat().st_size > 1000
+    assert not list(tmp_path.glob(".demo.*")), "work folders must not be left behind"
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("do not delete")
+    r = _demo(out)
+    assert r.returncode == 2
+    assert "not written by `slmgate demo`" in r.stderr
+    assert (out / "thesis.tex").read_text() == "do not delete"
