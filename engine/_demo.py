@@ -211,7 +211,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
              evidence=f_ev, changes=["Serving batch size 8 -> 16"])
 
     progress("[4/6] promotions through the gate (regopy, compiled once)")
-    policy = CompiledPolicy(bundle)  # after every torch step: see _policy._regopy
+    policy = CompiledPolicy(bundle)
     ledger = Ledger(work / "ledger")
     gate_key = SigningKey.load(secrets / "slmgate-gate.key")
     stories = [

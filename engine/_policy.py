@@ -3,7 +3,10 @@ strict built-in errors on, and every error or undefined result turned into a ref
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 from slmgate.evidence.errors import PolicyError
@@ -17,9 +20,16 @@ ENTRYPOINT = "slmgate/promotion/decision"
 
 
 def _regopy() -> Any:
-    """regopy, imported on first use: commands that evaluate no policy never load it, and a
-    process that needs torch too (the demo) can load torch first — regopy 1.5 then torch in one
-    process aborts with a heap corruption (measured here)."""
+    """regopy, imported on first use, so commands that evaluate no policy never load it.
+
+    regopy 1.5's shared library interposes ``operator new/delete``; loaded before torch, the two
+    C++ runtimes mix allocators and the process aborts ("double free or corruption", measured
+    here). Loading the system libstdc++ globally first makes both resolve to one allocator, in
+    either import order (tested in tests/engine/test_policy_engine.py)."""
+    if "regopy" not in sys.modules:
+        # Without a system libstdc++, torch must simply be imported first.
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libstdc++.so.6", mode=ctypes.RTLD_GLOBAL)
     import regopy
 
     return regopy

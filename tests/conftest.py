@@ -148,7 +148,3 @@ def world(session_world: World) -> World:
 
 NowFn = Callable[[], datetime]
 __all__ = ["MODEL", "NOW", "World", "eval_predicate", "serving_predicate", "timedelta"]
-
-# regopy 1.5 loaded before torch aborts the process (measured); the suite runs both in one
-# process, so torch goes first. `slmgate promote` itself never imports torch (tested).
-import torch  # noqa: E402,F401
