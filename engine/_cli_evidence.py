@@ -17,7 +17,6 @@ from slmgate.evidence import (
     TrustedIdentity,
     TrustPolicy,
     VerificationResult,
-    hash_model_dir,
     parse_time,
     sign_envelope,
     verify_envelope,
@@ -33,19 +32,6 @@ from ._cli_common import FORMAT, emit, guarded
 @click.group()
 def evidence() -> None:
     """Hash weights, sign statements and verify envelopes."""
-
-
-@evidence.command("hash")
-@click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--name", default=None, help="Model name for the manifest (default: folder name).")
-@FORMAT
-@guarded
-def evidence_hash(model_dir: Path, name: str | None, fmt: str) -> None:
-    """Hash a model directory into a manifest; print its root digest (json: the manifest)."""
-    manifest = hash_model_dir(model_dir, model_name=name)
-    doc = {"model_name": manifest.model_name, "root_digest": f"sha256:{manifest.root_digest}",
-           "resources": [r.__dict__ for r in manifest.resources]}
-    emit(fmt, doc, f"sha256:{manifest.root_digest}  {model_dir} ({len(manifest.resources)} files)")
 
 
 @evidence.command("sign")

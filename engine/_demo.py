@@ -227,7 +227,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
         result = evaluate_promotion(request, bundle, policy, now=now)
         record = sign_decision_record(result.decision, gate_key)
         entry = record_in_ledger(ledger, result.decision, record, request,
-                                 [e.raw for e in request.evidence])
+                                 [e.raw for e in request.evidence], bundle)
         if i == 1:
             progress("[5/6] decisions recorded in the git ledger; rendering PDF packets")
         pdf = packets / f"{folder.name}.pdf"

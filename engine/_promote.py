@@ -70,12 +70,13 @@ def _check_manifest(ev: VerifiedEvidence) -> None:
 
 
 def verify_request_evidence(
-    request: PromotionRequest, bundle: PolicyBundle, now: datetime
+    request: PromotionRequest, bundle: PolicyBundle, now: datetime, *, bind_weights: bool = True
 ) -> tuple[list[VerifiedEvidence], list[VerificationResult]]:
-    """Verify every envelope of the request against the bundle's trust policy."""
+    """Verify every envelope of the request against the bundle's trust policy; with
+    ``bind_weights``, re-hash the weights directory the request names."""
     verified: list[VerifiedEvidence] = []
     results: list[VerificationResult] = []
-    binding = _bind_weights(request)
+    binding = _bind_weights(request) if bind_weights else None
     if binding:
         results.append(binding)
     for item in request.evidence:
@@ -106,11 +107,15 @@ def _finding_order(finding: dict[str, Any]) -> tuple[int, str]:
 
 
 def evaluate_promotion(
-    request: PromotionRequest, bundle: PolicyBundle, policy: CompiledPolicy, *, now: datetime | None = None
+    request: PromotionRequest, bundle: PolicyBundle, policy: CompiledPolicy, *,
+    now: datetime | None = None, bind_weights: bool = True,
 ) -> PromotionResult:
-    """Decide one promotion. Never raises for bad evidence or a failing policy: both deny."""
+    """Decide one promotion. Never raises for bad evidence or a failing policy: both deny.
+
+    ``bind_weights=False`` skips re-hashing the weights directory (replays of recorded
+    decisions, where only the signed manifest remains)."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
-    verified, results = verify_request_evidence(request, bundle, now)
+    verified, results = verify_request_evidence(request, bundle, now, bind_weights=bind_weights)
     rejected = [r for r in results if not r.verified]
     facts = build_facts(request, verified, rejected, bundle.data["waivers"]["waivers"], now)
     facts_digest = "sha256:" + hashlib.sha256(canonical_json(facts)).hexdigest()
@@ -158,7 +163,7 @@ def sign_decision_record(decision: Decision, key: SigningKey) -> bytes:
 
 def record_in_ledger(
     ledger: Ledger, decision: Decision, record: bytes, request: PromotionRequest,
-    evidence: Sequence[bytes],
+    evidence: Sequence[bytes], bundle: PolicyBundle,
 ) -> LedgerEntry:
     model = decision.request["model"]
     message = (f"{decision.outcome}: {model['name']} {model['version']} ({decision.id})\n\n"

@@ -56,6 +56,33 @@ def approval_digest(doc: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+def _parse(raw: bytes, source: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", file=source) from exc
+    check_document(doc, "promotion-request", source=source)
+    refs = [e["ref"] for e in doc["evidence"]]
+    dupes = sorted({r for r in refs if refs.count(r) > 1})
+    if dupes:
+        raise InputError(f"evidence refs must be unique, repeated: {dupes}", file=source,
+                         field="evidence")
+    return doc  # type: ignore[no-any-return]
+
+
+def request_from_parts(raw: bytes, evidence: dict[str, bytes], *, source: str) -> PromotionRequest:
+    """A request rebuilt from recorded bytes (a ledger entry, a packet's attachments): the
+    evidence comes by ref instead of by path. Used for replay and re-verification."""
+    doc = _parse(raw, source)
+    files = []
+    for i, item in enumerate(doc["evidence"]):
+        if item["ref"] not in evidence:
+            raise InputError(f"recorded evidence {item['ref']!r} is missing", file=source,
+                             field=f"evidence.{i}")
+        files.append(EvidenceFile(item["ref"], Path(item["path"]), evidence[item["ref"]]))
+    return PromotionRequest(Path(source), doc, raw, tuple(files))
+
+
 def load_request(path: Path) -> PromotionRequest:
     """Read, schema-check and resolve a request; every evidence file must be readable."""
     try:
@@ -64,16 +91,7 @@ def load_request(path: Path) -> PromotionRequest:
         raise InputError("promotion request not found", file=str(path)) from exc
     except OSError as exc:
         raise InputError(f"cannot read promotion request ({exc.strerror})", file=str(path)) from exc
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not valid JSON ({exc})", file=str(path)) from exc
-    check_document(doc, "promotion-request", source=str(path))
-    refs = [e["ref"] for e in doc["evidence"]]
-    dupes = sorted({r for r in refs if refs.count(r) > 1})
-    if dupes:
-        raise InputError(f"evidence refs must be unique, repeated: {dupes}", file=str(path),
-                         field="evidence")
+    doc = _parse(raw, str(path))
     files = []
     for i, item in enumerate(doc["evidence"]):
         epath = path.parent / item["path"]

@@ -17,6 +17,7 @@ from . import _decision as exits
 from ._cli_common import FORMAT, POLICIES, emit, guarded
 from ._cli_evidence import evidence, keys
 from ._cli_policy import policy
+from ._cli_runtime import evidence as _runtime_commands  # noqa: F401  (registers hash, ...)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,7 +147,8 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
     record = sign_decision_record(decision, key) if key else None
     entry = None
     if ledger_db and record:
-        entry = record_in_ledger(ledger_db, decision, record, req, [e.raw for e in req.evidence])
+        entry = record_in_ledger(ledger_db, decision, record, req, [e.raw for e in req.evidence],
+                                 bundle)
     if packet:
         render_packet(packet_content(decision, result.facts, bundle, result.verified),
                       packet_attachments(req, record, decision), packet)
