@@ -4,6 +4,7 @@ policy, and a digest that names exactly this bundle in every decision."""
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -85,6 +86,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "purposes": {"type": "dict", "required": True, "minlength": 1, "valuesrules": {
             "type": "dict", "schema": {
                 "name": {**_str, "required": True},
+                "uses": {"type": "list", "required": True, "minlength": 1,
+                         "schema": {"type": "string", "allowed": ["serving", "training"]}},
                 "lawful_basis": {"type": "string", "required": True, "allowed": [
                     "consent", "contract", "legal_obligation", "vital_interests",
                     "public_task", "legitimate_interests"]},
@@ -120,6 +123,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "change_classes": {"type": "dict", "required": True, "minlength": 1, "valuesrules": {
             "type": "dict", "schema": {
                 "description": {**_str, "required": True}, "tier": {**_str, "required": True},
+                "retrains": {"type": "boolean", "default": False},
             }}},
     },
     "subprocessors": {
@@ -192,10 +196,17 @@ class PolicyBundle:
     root: Path
     data: dict[str, Any]  # what Rego sees as data.slmgate
     rego_modules: dict[str, str]  # file name -> source
-    trust: TrustPolicy
+    trust_policy: TrustPolicy | None  # None only when loaded without keys (policy tests)
     digest: str  # "sha256:<hex>" over every file that shapes a decision
     revision: str | None  # git commit of the policy repository, when it is one
     tests: dict[str, str] = field(default_factory=dict)  # tests/*.yaml name -> path
+
+    @property
+    def trust(self) -> TrustPolicy:
+        if self.trust_policy is None:
+            raise InputError("this bundle was loaded without its keys; it cannot verify evidence",
+                             file=str(self.root / "trust.yaml"))
+        return self.trust_policy
 
 
 def _flatten(errors: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
@@ -287,6 +298,21 @@ def _cross_references(docs: dict[str, YamlDocument], data: dict[str, Any]) -> li
     return problems
 
 
+_V0_RULE = re.compile(r"^[a-z_]\w*(\[[^\]]*\])?\s*\{\s*$")
+
+
+def lint_rego(name: str, source: str, where: str) -> list[Problem]:
+    """What regopy does not reject on its own: v0 syntax. Every module imports rego.v1 (OPA
+    1.x semantics on both engines) and no rule body opens without `if`."""
+    problems = []
+    if not re.search(r"^import rego\.v1\s*$", source, re.M):
+        problems.append(Problem(where, "", "missing `import rego.v1` (v1 syntax is required)"))
+    for i, line in enumerate(source.splitlines(), 1):
+        if _V0_RULE.match(line):
+            problems.append(Problem(f"{where}:{i}", "", f"v0 rule body without `if`: {line.strip()}"))
+    return problems
+
+
 def _revision(root: Path) -> str | None:
     try:
         repo = git.Repo(root, search_parent_directories=True)
@@ -305,8 +331,11 @@ def _digest(root: Path, files: list[Path]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def load_bundle(root: Path) -> PolicyBundle:
-    """Load and validate the bundle at ``root``; every problem is reported at once."""
+def load_bundle(root: Path, *, with_keys: bool = True) -> PolicyBundle:
+    """Load and validate the bundle at ``root``; every problem is reported at once.
+
+    ``with_keys=False`` skips loading the trust policy's public keys (policy tests need no keys,
+    and the default bundle in the source tree has none until `slmgate init`)."""
     if not root.is_dir():
         raise InputError("not a policy directory", file=str(root),
                          advice="pass the directory holding charter.yaml, tiers.yaml, ...")
@@ -329,15 +358,21 @@ def load_bundle(root: Path) -> PolicyBundle:
     rego_files = sorted(rego_dir.glob("*.rego")) if rego_dir.is_dir() else []
     if not rego_files:
         problems.append(Problem(str(rego_dir), "", "no .rego modules"))
-    try:
-        trust = TrustPolicy.from_document(data["trust"], base_dir=root, source=str(docs["trust"].path))
-    except InputError as exc:
-        problems.append(Problem(exc.file or str(docs["trust"].path), exc.field or "", exc.detail))
+    for path in rego_files:
+        problems.extend(lint_rego(path.name, path.read_text(encoding="utf-8"), str(path)))
+    trust = None
+    if with_keys:
+        try:
+            trust = TrustPolicy.from_document(data["trust"], base_dir=root,
+                                              source=str(docs["trust"].path))
+        except InputError as exc:
+            problems.append(Problem(exc.file or str(docs["trust"].path), exc.field or "", exc.detail))
     if problems:
         raise BundleInvalid(problems)
     for w in data["waivers"]["waivers"]:
         w["expires"] = w["expires"].isoformat() if isinstance(w["expires"], date) else w["expires"]
-    key_files = [root / i["public_key"] for i in data["trust"]["identities"].values()]
+    key_files = [root / i["public_key"] for i in data["trust"]["identities"].values()
+                 if with_keys or (root / i["public_key"]).is_file()]
     yaml_files = [d.path for d in docs.values()]
     tests_dir = root / "tests"
     tests = {p.name: str(p) for p in sorted(tests_dir.glob("*.yaml"))} if tests_dir.is_dir() else {}
@@ -345,7 +380,7 @@ def load_bundle(root: Path) -> PolicyBundle:
         root=root,
         data={k: data[k] for k in DATA_FILES},
         rego_modules={p.name: p.read_text(encoding="utf-8") for p in rego_files},
-        trust=trust,
+        trust_policy=trust,
         digest=_digest(root, [*yaml_files, *rego_files, *key_files]),
         revision=_revision(root),
         tests=tests,

@@ -22,34 +22,51 @@ def policy() -> None:
 @FORMAT
 @guarded
 def policy_check(policies: Path, fmt: str) -> None:
-    """Validate every YAML file and compile the Rego; report all problems at once (exit 2)."""
-    from ._bundle import load_bundle
+    """Validate every YAML file (cerberus, cross-references, file:line:key errors), lint and
+    compile the Rego, and run the policy tests: every test passes and every rule is made to fail
+    by at least one test. All problems at once; exit 2."""
+    from ._bundle import BundleInvalid, Problem, load_bundle
     from ._policy import CompiledPolicy
+    from ._policytest import run_policy_tests
 
     bundle = load_bundle(policies)
-    CompiledPolicy(bundle)
+    report = run_policy_tests(bundle, CompiledPolicy(bundle))
+    problems = [Problem(r.file, r.name, "; ".join(r.problems)) for r in report.results if not r.passed]
+    problems += [Problem(str(policies / "tests"), rule, "no test makes this rule fail")
+                 for rule in report.unexercised]
+    if problems:
+        raise BundleInvalid(problems)
     emit(fmt, {"ok": True, "digest": bundle.digest, "revision": bundle.revision},
           f"OK: {policies} is valid ({bundle.digest}, revision {bundle.revision or 'none'})")
 
 
 @policy.command("test")
 @POLICIES
-@FORMAT
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
+              show_default=True, help="junit: one testcase per policy test, for CI systems.")
 @guarded
 def policy_test(policies: Path, fmt: str) -> None:
-    """Run the policy test cases (tests/*.yaml) through the compiled decision entrypoint."""
+    """Run the bundle's tests: decision cases (tests/*.yaml) through the compiled entrypoint and
+    `test_*` rules of rego/*_test.rego; list the rules no test makes fail. Exit 1 on any failure."""
     from ._bundle import load_bundle
     from ._policy import CompiledPolicy
     from ._policytest import run_policy_tests
 
-    bundle = load_bundle(policies)
-    results = run_policy_tests(bundle, CompiledPolicy(bundle))
-    failed = [r for r in results if not r.passed]
-    lines = [f"{'PASS' if r.passed else 'FAIL'}: {r.file}: {r.name}"
-             + "".join(f"\n    {p}" for p in r.problems) for r in results]
-    lines.append(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    emit(fmt, [r.__dict__ for r in results], "\n".join(lines))
-    if failed:
+    bundle = load_bundle(policies, with_keys=False)
+    report = run_policy_tests(bundle, CompiledPolicy(bundle))
+    failed = [r for r in report.results if not r.passed]
+    if fmt == "junit":
+        click.echo(report.junit())
+    else:
+        lines = [f"{'PASS' if r.passed else 'FAIL'}: {r.file}: {r.name}"
+                 + "".join(f"\n    {p}" for p in r.problems) for r in report.results]
+        if report.unexercised:
+            lines.append(f"rules no test makes fail ({len(report.unexercised)}): "
+                         + ", ".join(report.unexercised))
+        lines.append(f"{len(report.results) - len(failed)} passed, {len(failed)} failed")
+        emit(fmt, {"results": [r.__dict__ for r in report.results], "rules": report.rules,
+                   "unexercised": report.unexercised}, "\n".join(lines))
+    if not report.ok:
         sys.exit(exits.EXIT_DENIED)
 
 
@@ -63,7 +80,7 @@ def policy_show(what: str, policies: Path, fmt: str) -> None:
     """Print one part of the bundle; `tiers` is the published approval-tier table."""
     from ._bundle import load_bundle
 
-    data = load_bundle(policies).data[what]
+    data = load_bundle(policies, with_keys=False).data[what]
     if fmt == "json" or what != "tiers":
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
         return

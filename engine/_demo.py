@@ -95,6 +95,10 @@ def _request(dest: Path, *, rid: str, summary: str, version: str, root: str, bas
         "baseline": {"name": MODEL_NAME, "version": "1.0.0", "weights_digest": f"sha256:{baseline_sha}"},
         "change_classes": change_classes,
         "changes": changes,
+        "deployment": {"purpose": "ticket_routing", "regions": ["eu"],
+                       "subprocessors": ["eu-gpu-cloud"]},
+        "training_data": [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"},
+                          {"dataset": "golden_sets", "oldest_record": "2026-01-15"}],
         "evidence": [{"ref": ref, "path": str(p.relative_to(dest))} for ref, p in evidence.items()],
     }
     write_atomic(dest / "request.json", json.dumps(doc, indent=2).encode() + b"\n")

@@ -6,7 +6,7 @@ All time arithmetic (evidence ages, waiver expiry) happens here, never in Rego.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from slmgate.evidence import VerificationResult, VerifiedEvidence, format_time
@@ -17,8 +17,12 @@ from ._request import PromotionRequest
 MULTI_KINDS = frozenset({"approval"})
 
 
-def _metric(values: dict[str, Any]) -> dict[str, float]:
+def _metric(values: dict[str, Any]) -> dict[str, float | None]:
+    """Candidate, baseline and drop; an imported result without a baseline keeps ``None`` there
+    (minimum/maximum gates still apply, a maximum-drop gate then fails)."""
     candidate = round(float(values["candidate"]), 6)
+    if values.get("baseline") is None:
+        return {"candidate": candidate, "baseline": None, "drop": None}
     baseline = round(float(values["baseline"]), 6)
     return {"candidate": candidate, "baseline": baseline, "drop": round(baseline - candidate, 6)}
 
@@ -55,6 +59,30 @@ def _serving_facts(ev: VerifiedEvidence) -> dict[str, Any]:
         "latency_ms_p95": latency.get("p95"),
         "throughput_per_s": p.get("throughput_per_s"),
     }
+
+
+def _rollback_facts(ev: VerifiedEvidence, now: datetime) -> dict[str, Any]:
+    p = ev.statement.predicate
+    drill_age = None
+    try:
+        drill = date.fromisoformat(str(p.get("last_drill")))
+        drill_age = (now.date() - drill).days
+    except ValueError:
+        pass  # no readable drill date: the policy sees null and refuses
+    return {
+        "owner": p.get("owner") or "",
+        "mechanism": p.get("mechanism"),
+        "max_rollback_minutes": p.get("max_rollback_minutes"),
+        "drill_age_days": drill_age,
+    }
+
+
+def _training_data(doc: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {"dataset": d["dataset"], "oldest_record": d["oldest_record"],
+         "age_days": (now.date() - date.fromisoformat(d["oldest_record"])).days}
+        for d in doc.get("training_data", [])
+    ]
 
 
 def _approval_facts(ev: VerifiedEvidence, request: PromotionRequest) -> list[dict[str, Any]]:
@@ -121,6 +149,8 @@ def build_facts(
             evidence["eval"] = _eval_facts(ev, request)
         elif ev.kind == "serving-config":
             evidence["serving"] = _serving_facts(ev)
+        elif ev.kind == "rollback-plan":
+            evidence["rollback"] = _rollback_facts(ev, now)
         elif ev.kind == "approval":
             evidence["approvals"].extend(_approval_facts(ev, request))
     active, expired = active_waivers(waivers, request.doc["model"]["name"], now)
@@ -132,6 +162,8 @@ def build_facts(
             "model": {k: doc["model"][k] for k in ("name", "version", "weights_digest")},
             "baseline": {k: doc["baseline"][k] for k in ("name", "version", "weights_digest")},
             "change_classes": list(doc["change_classes"]),
+            "deployment": doc["deployment"],
+            "training_data": _training_data(doc, now),
         },
         "evidence": evidence,
         "waivers": {"active": active, "expired": expired},

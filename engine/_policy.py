@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -79,5 +80,14 @@ class CompiledPolicy:
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The readable part of a regopy error: each message with its file, not the whole AST."""
+    text = str(exc)
+    found = re.findall(r"\(error \d+:([^|\s)]+)[^(]*\(errormsg \d+:([^)]*)\)", text)
+    if found:
+        unique = list(dict.fromkeys(f"{where}: {msg.strip()}" for where, msg in found))
+        return "; ".join(unique[:5])
+    messages = re.findall(r"errormsg \d+:([^)]*)\)", text)
+    if messages:
+        return "; ".join(dict.fromkeys(m.strip() for m in messages))
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,12 @@ def _parse(raw: bytes, source: str) -> dict[str, Any]:
     if dupes:
         raise InputError(f"evidence refs must be unique, repeated: {dupes}", file=source,
                          field="evidence")
+    for i, item in enumerate(doc.get("training_data", [])):
+        try:
+            date.fromisoformat(item["oldest_record"])
+        except ValueError as exc:
+            raise InputError(f"not a calendar date: {item['oldest_record']!r}", file=source,
+                             field=f"training_data.{i}.oldest_record") from exc
     return doc  # type: ignore[no-any-return]
 
 

@@ -92,7 +92,13 @@ def init(directory: Path, secrets: Path | None, algorithm: str) -> None:
 # ------------------------------------------------------------------------------------ promote
 
 
-def _decision_text(d: exits.Decision) -> str:
+def _explained(item: dict[str, object]) -> str:
+    explain = item.get("explain") or {}
+    return "\n".join(f"           {part}: {json.dumps(value, sort_keys=True, default=str)}"
+                     for part, value in sorted(explain.items()) if value)  # type: ignore[union-attr]
+
+
+def _decision_text(d: exits.Decision, explain: bool = False) -> str:
     model = d.request["model"]
     lines = [f"{d.outcome.upper()}: {model['name']} {model['version']} ({d.tier} tier) — {d.summary()}",
              f"  decision {d.id} under {d.bundle_digest} (revision {d.policy_revision or 'none'})"]
@@ -102,9 +108,15 @@ def _decision_text(d: exits.Decision) -> str:
         lines.append(f"  evidence {mark} {r.ref}: {detail}")
     for f in d.findings:
         lines.append(f"  {f['severity']:<6} {f['rule_id']}: {f['message']}")
+        if explain:
+            lines.append(_explained(f))
     for a in d.approvals_needed:
         lines.append(f"  needs  {a['count']}× {a['role']} approval")
-    return "\n".join(lines)
+    if explain:
+        for c in (c for c in d.checks if c["passed"]):
+            lines.append(f"  passed {c['rule_id']}: {c['message']}")
+            lines.append(_explained(c))
+    return "\n".join(line for line in lines if line)
 
 
 @main.command()
@@ -118,19 +130,19 @@ def _decision_text(d: exits.Decision) -> str:
               help="Write the auditor packet (PDF/A-3b) here.")
 @click.option("--at", "at", default=None, metavar="RFC3339",
               help="Evaluate as of this time instead of now (replays, reproducible tests).")
+@click.option("--explain", is_flag=True,
+              help="Show, for each finding and passed check, the facts and policy data it used.")
 @FORMAT
 @guarded
 def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Path | None,
-            packet: Path | None, at: str | None, fmt: str) -> None:
+            packet: Path | None, at: str | None, explain: bool, fmt: str) -> None:
     """Verify the evidence of REQUEST, evaluate the policy, record and report. The exit code is
     the gate: 0 approved, 1 denied, 2 invalid input, 3 review required, 4 could not verify."""
     from ._bundle import load_bundle
     from ._ledger import Ledger
-    from ._packet_content import packet_attachments, packet_content
     from ._policy import CompiledPolicy
     from ._promote import evaluate_promotion, record_in_ledger, sign_decision_record
     from ._request import load_request
-    from .packet import render_packet
 
     try:
         now = parse_time(at, what="--at") if at else None
@@ -149,11 +161,14 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
     if ledger_db and record:
         entry = record_in_ledger(ledger_db, decision, record, req, [e.raw for e in req.evidence],
                                  bundle)
-    if packet:
+    if packet:  # WeasyPrint loads only when a packet is asked for
+        from ._packet_content import packet_attachments, packet_content
+        from .packet import render_packet
+
         render_packet(packet_content(decision, result.facts, bundle, result.verified),
                       packet_attachments(req, record, decision), packet)
     doc = decision.to_json()
-    text = _decision_text(decision)
+    text = _decision_text(decision, explain)
     if entry:
         doc["ledger_commit"] = entry.commit
         text += f"\n  recorded in {ledger} at {entry.commit[:12]}"

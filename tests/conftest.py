@@ -122,8 +122,17 @@ class World:
             "apiVersion": "slmgate.dev/v1", "kind": "PromotionRequest", "id": rid,
             "summary": "test promotion", "requested_by": "tests@example.com", "model": m,
             "baseline": {"name": MODEL, "version": "1.0.0", "weights_digest": f"sha256:{self.baseline_sha}"},
-            "change_classes": change_classes, "evidence": items,
+            "change_classes": change_classes,
+            "deployment": {"purpose": "ticket_routing", "regions": ["eu"], "subprocessors": ["eu-gpu-cloud"]},
+            "training_data": [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"}],
+            "evidence": items,
         }
+
+    def rollback_plan(self, when: datetime = NOW, drill_days_ago: int = 20) -> bytes:
+        drill = (when - timedelta(days=drill_days_ago)).date().isoformat()
+        return self.envelope("release-manager", "rollback-plan", {
+            "created_at": format_time(when), "owner": "release-manager",
+            "mechanism": "feature flag, 5% canary", "max_rollback_minutes": 10, "last_drill": drill})
 
     def approval(self, signer: str, doc: dict[str, Any], when: datetime = NOW) -> bytes:
         return self.envelope(signer, "approval", {

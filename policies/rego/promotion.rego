@@ -2,9 +2,12 @@
 # satisfied, never merely because nothing fired. Facts arrive in `input` (built in Python, all time
 # arithmetic done there); the bundle's YAML arrives in `data.slmgate`.
 #
+# Every check carries its rule id, severity, message, evidence reference and `explain`: the facts
+# and policy data it used (`slmgate promote --explain` prints them).
+#
 # Written for the embedded engine's (regopy 1.5) known limits: no `with` (it aborts the process),
 # no comprehensions over function parameters (they are mis-bound), no two-variable `some k, v in`
-# inside comprehensions. The tests under ../tests/ run through the same compiled entrypoint.
+# inside comprehensions. The same module runs unchanged on an OPA server.
 package slmgate.promotion
 
 import rego.v1
@@ -12,6 +15,12 @@ import rego.v1
 tiers := data.slmgate.tiers
 
 gates := data.slmgate.gates
+
+charter := data.slmgate.charter
+
+purposes := data.slmgate.purposes
+
+subprocessors := data.slmgate.subprocessors.subprocessors
 
 # ---------------------------------------------------------------- tier
 
@@ -37,90 +46,239 @@ default decision_tier := "unknown"
 
 decision_tier := t if t := tier
 
+retrains if {
+	some c in input.request.change_classes
+	tiers.change_classes[c].retrains == true
+}
+
 # ---------------------------------------------------------------- checks
 
-check(rule_id, passed, severity, message, ref) := {
+# x <= limit for a number x; false for null or anything else. (A bare `null <= 1` is true in
+# Rego, whose ordering puts null below numbers: comparing unchecked facts would fail open.)
+at_most(x, limit) := true if {
+	is_number(x)
+	x <= limit
+} else := false
+
+at_least(x, limit) := true if {
+	is_number(x)
+	x >= limit
+} else := false
+
+check(rule_id, passed, severity, message, ref, explain) := {
 	"rule_id": rule_id,
 	"passed": passed,
 	"severity": severity,
 	"message": message,
 	"evidence_ref": ref,
+	"explain": explain,
 }
 
-checks contains check("request.change_classes", passed, "deny", msg, "request") if {
+domain_checks contains check("request.change_classes", passed, "deny", msg, "request", explain) if {
 	passed := count(unknown_change_classes) == 0
 	unknown := [c | some c in unknown_change_classes]
 	msg := sprintf("change classes %v (unknown: %v)", [input.request.change_classes, unknown])
+	explain := {"facts": {"change_classes": input.request.change_classes}, "data": {"known": object.keys(tiers.change_classes)}}
 }
 
-checks contains check("evidence.verified", passed, "deny", msg, "evidence") if {
+domain_checks contains check("evidence.verified", passed, "deny", msg, "evidence", explain) if {
 	passed := count(input.evidence.rejected) == 0
 	refs := [sprintf("%s (%s: %s)", [r.ref, r.step, r.reason]) | some r in input.evidence.rejected]
 	msg := sprintf("%d envelope(s) refused %v", [count(refs), refs])
+	explain := {"facts": {"rejected": input.evidence.rejected}, "data": {}}
 }
 
-checks contains check(sprintf("evidence.present.%s", [kind]), passed, "deny", msg, kind) if {
+domain_checks contains check(sprintf("evidence.present.%s", [kind]), passed, "deny", msg, kind, explain) if {
 	some kind in tiers.tiers[tier].requires_evidence
 	passed := kind in input.evidence.present
 	msg := sprintf("the %s tier requires verified %s evidence", [tier, kind])
+	explain := {"facts": {"present": input.evidence.present}, "data": {"tier": tier, "requires_evidence": tiers.tiers[tier].requires_evidence}}
 }
 
-checks contains check("evidence.eval.baseline", passed, "deny", msg, "eval-result") if {
-	"eval-result" in input.evidence.present
+domain_checks contains check("evidence.eval.baseline", passed, "deny", msg, "eval-result", explain) if {
+	"eval-result" in tiers.tiers[tier].requires_evidence
 	passed := object.get(input.evidence, ["eval", "baseline_matches"], false) == true
 	msg := "the eval must compare the candidate with the baseline named in the request"
+	explain := {"facts": {"baseline_matches": object.get(input.evidence, ["eval", "baseline_matches"], null), "baseline": object.get(input.request, "baseline", null)}, "data": {}}
 }
 
 # Eval gates: one check per (layer, metric, bound) in gates.yaml.
-checks contains gate_check(layer, name, bound, limit, reported) if {
+domain_checks contains gate_check(layer, name, bound, limit, reported) if {
 	some layer, metrics in gates.eval
 	some name, gate in metrics
 	some bound, limit in gate
 	reported := object.get(input.evidence, ["eval", "layers", layer, name], null)
 }
 
-gate_check(layer, name, bound, _, null) := check(
+# `gate` is the dotted path of the gate in gates.yaml. (Callers format it themselves: regopy 1.5
+# renders a string literal passed as a function argument with its quotes when it reaches sprintf.)
+gate_explain(gate, limit, m) := {"facts": {"metric": m}, "data": {"gate": gate, "limit": limit}}
+
+gate_check(layer, name, bound, limit, null) := check(
 	sprintf("gate.%s.%s.%s", [layer, name, bound]), false, "deny",
 	sprintf("%s %s was not reported by a verified eval-result", [layer, name]), "eval-result",
+	gate_explain(sprintf("gates.eval.%s.%s.%s", [layer, name, bound]), limit, null),
 )
 
 gate_check(layer, name, "min", limit, m) := check(
-	sprintf("gate.%s.%s.min", [layer, name]), m.candidate >= limit, "deny",
+	sprintf("gate.%s.%s.min", [layer, name]), at_least(m.candidate, limit), "deny",
 	sprintf("%s %s %v, minimum %v", [layer, name, m.candidate, limit]), "eval-result",
+	gate_explain(sprintf("gates.eval.%s.%s.min", [layer, name]), limit, m),
 ) if m != null
 
 gate_check(layer, name, "max", limit, m) := check(
-	sprintf("gate.%s.%s.max", [layer, name]), m.candidate <= limit, "deny",
+	sprintf("gate.%s.%s.max", [layer, name]), at_most(m.candidate, limit), "deny",
 	sprintf("%s %s %v, maximum %v", [layer, name, m.candidate, limit]), "eval-result",
+	gate_explain(sprintf("gates.eval.%s.%s.max", [layer, name]), limit, m),
 ) if m != null
 
+# A drop needs a baseline; a metric reported without one fails this gate (fail closed).
 gate_check(layer, name, "max_drop", limit, m) := check(
-	sprintf("gate.%s.%s.max_drop", [layer, name]), m.drop <= limit, "deny",
-	sprintf("%s %s moved %v -> %v (drop %v, at most %v)", [layer, name, m.baseline, m.candidate, m.drop, limit]),
-	"eval-result",
-) if m != null
+	sprintf("gate.%s.%s.max_drop", [layer, name]), passed, "deny", msg, "eval-result",
+	gate_explain(sprintf("gates.eval.%s.%s.max_drop", [layer, name]), limit, m),
+) if {
+	m != null
+	passed := at_most(m.drop, limit)
+	msg := sprintf("%s %s moved %v -> %v (drop %v, at most %v)", [layer, name, m.baseline, m.candidate, m.drop, limit])
+}
 
 # Serving SLOs, measured on the device named in the serving-config evidence.
-checks contains slo_check(name, bound, limit, reported) if {
+domain_checks contains slo_check(name, bound, limit, reported) if {
 	some name, slo in gates.serving
 	some bound, limit in slo
 	reported := object.get(input.evidence, ["serving", name], null)
 }
 
-slo_check(name, bound, _, null) := check(
+slo_explain(slo, name, limit, v) := {"facts": {name: v, "device": object.get(input.evidence, ["serving", "device"], null)}, "data": {"slo": slo, "limit": limit}}
+
+slo_check(name, bound, limit, null) := check(
 	sprintf("slo.%s.%s", [name, bound]), false, "deny",
 	sprintf("%s was not reported by a verified serving-config", [name]), "serving-config",
+	slo_explain(sprintf("gates.serving.%s.%s", [name, bound]), name, limit, null),
 )
 
 slo_check(name, "max", limit, v) := check(
-	sprintf("slo.%s.max", [name]), v <= limit, "deny",
+	sprintf("slo.%s.max", [name]), at_most(v, limit), "deny",
 	sprintf("%s %v, maximum %v", [name, v, limit]), "serving-config",
+	slo_explain(sprintf("gates.serving.%s.max", [name]), name, limit, v),
 ) if v != null
 
 slo_check(name, "min", limit, v) := check(
-	sprintf("slo.%s.min", [name]), v >= limit, "deny",
+	sprintf("slo.%s.min", [name]), at_least(v, limit), "deny",
 	sprintf("%s %v, minimum %v", [name, v, limit]), "serving-config",
+	slo_explain(sprintf("gates.serving.%s.min", [name]), name, limit, v),
 ) if v != null
+
+# ---------------------------------------------------------------- residency and purpose
+
+deployment := object.get(input.request, "deployment", {})
+
+serving_purpose := object.get(deployment, "purpose", "")
+
+classes_involved := object.get(purposes.purposes, [serving_purpose, "data_classes"], [])
+
+domain_checks contains check("purpose.serving", passed, "deny", msg, "request", explain) if {
+	passed := purposes.purposes[serving_purpose] != null
+	msg := sprintf("the deployment serves purpose %q; declared purposes: %v", [serving_purpose, object.keys(purposes.purposes)])
+	explain := {"facts": {"deployment": deployment}, "data": {"purposes": object.keys(purposes.purposes)}}
+}
+
+domain_checks contains check("purpose.serving", false, "deny", msg, "request", explain) if {
+	not purposes.purposes[serving_purpose]
+	msg := sprintf("the deployment serves purpose %q, which purposes.yaml does not declare", [serving_purpose])
+	explain := {"facts": {"deployment": deployment}, "data": {"purposes": object.keys(purposes.purposes)}}
+}
+
+region_allowed(region, class) if region in charter.data_classes[class].residency
+
+domain_checks contains check(sprintf("residency.region.%s", [region]), passed, "deny", msg, "request", explain) if {
+	some region in object.get(deployment, "regions", [])
+	outside := [c | some c in classes_involved; not region_allowed(region, c)]
+	passed := count(outside) == 0
+	msg := sprintf("serving in %s; data classes whose residency excludes it: %v", [region, outside])
+	explain := {"facts": {"region": region, "data_classes": classes_involved}, "data": {"residency": {c: charter.data_classes[c].residency | some c in classes_involved}}}
+}
+
+domain_checks contains check("residency.regions", false, "deny", msg, "request", explain) if {
+	count(object.get(deployment, "regions", [])) == 0
+	msg := "the request names no serving region; residency cannot be checked"
+	explain := {"facts": {"deployment": deployment}, "data": {}}
+}
+
+sp_problems(name) := ["not declared in subprocessors.yaml"] if not subprocessors[name]
+
+sp_problems(name) := problems if {
+	sp := subprocessors[name] # only `sp` is used inside the comprehensions below
+	untouched := [c | some c in classes_involved; not c in sp.data_classes]
+	unsafe := [r | some r in sp.regions; some c in classes_involved; not region_allowed(r, c); not sp.transfer_safeguard]
+	problems := array.concat(
+		[sprintf("not declared for data classes %v", [untouched]) | count(untouched) > 0],
+		[sprintf("processes in %v outside residency without a transfer safeguard", [unsafe]) | count(unsafe) > 0],
+	)
+}
+
+domain_checks contains check(sprintf("residency.subprocessor.%s", [name]), passed, "deny", msg, "request", explain) if {
+	some name in object.get(deployment, "subprocessors", [])
+	problems := sp_problems(name)
+	passed := count(problems) == 0
+	msg := sprintf("subprocessor %s on the serving path: %v", [name, problems])
+	explain := {"facts": {"subprocessor": name, "data_classes": classes_involved}, "data": {"subprocessor": object.get(subprocessors, name, null)}}
+}
+
+training_data := object.get(input.request, "training_data", [])
+
+domain_checks contains check("purpose.training_data", passed, "deny", msg, "request", explain) if {
+	retrains
+	passed := count(training_data) > 0
+	msg := "a retrain must name its training datasets"
+	explain := {"facts": {"training_data": training_data}, "data": {}}
+}
+
+dataset_problems(d) := ["not declared in purposes.yaml"] if not purposes.datasets[d.dataset]
+
+dataset_problems(d) := problems if {
+	ds := purposes.datasets[d.dataset]
+	age := d.age_days # bound here: regopy mis-binds parameters used inside comprehensions
+	uses := object.get(purposes.purposes, [ds.purpose, "uses"], [])
+	problems := array.concat(
+		[sprintf("its purpose %s does not allow training", [ds.purpose]) | not "training" in uses],
+		[sprintf("oldest record %v days old, retention %v days", [age, ds.retention_days]) | not at_most(age, ds.retention_days)],
+	)
+}
+
+domain_checks contains check(sprintf("purpose.dataset.%s", [d.dataset]), passed, "deny", msg, "request", explain) if {
+	some d in training_data
+	problems := dataset_problems(d)
+	passed := count(problems) == 0
+	msg := sprintf("training dataset %s: %v", [d.dataset, problems])
+	explain := {"facts": {"dataset": d}, "data": {"dataset": object.get(purposes.datasets, d.dataset, null)}}
+}
+
+# ---------------------------------------------------------------- rollback
+
+rollback := object.get(input.evidence, "rollback", null)
+
+rollback_problems := ["no verified rollback-plan"] if rollback == null
+
+rollback_problems := problems if {
+	rollback != null
+	problems := array.concat(array.concat(
+		[x | x := "no named owner"; object.get(rollback, "owner", "") == ""],
+		[sprintf("last drill %v days ago, at most %v", [rollback.drill_age_days, charter.rollback.drill_max_age_days]) |
+			not at_most(rollback.drill_age_days, charter.rollback.drill_max_age_days)]),
+		[sprintf("rollback takes %v minutes, at most %v", [rollback.max_rollback_minutes, charter.rollback.max_rollback_minutes]) |
+			not at_most(rollback.max_rollback_minutes, charter.rollback.max_rollback_minutes)],
+	)
+}
+
+domain_checks contains check("rollback.plan", passed, "deny", msg, "rollback-plan", explain) if {
+	"rollback-plan" in tiers.tiers[tier].requires_evidence
+	passed := count(rollback_problems) == 0
+	msg := sprintf("rollback plan: %v", [rollback_problems])
+	explain := {"facts": {"rollback": rollback}, "data": {"rollback": charter.rollback}}
+}
+
+# ---------------------------------------------------------------- approvals
 
 # Human approvals the tier asks for, counted over distinct signers bound to this request.
 approvers[role] := signers if {
@@ -133,10 +291,11 @@ approvers[role] := signers if {
 	}
 }
 
-checks contains check(sprintf("approval.%s", [a.role]), have >= a.count, "review", msg, "approval") if {
+domain_checks contains check(sprintf("approval.%s", [a.role]), have >= a.count, "review", msg, "approval", explain) if {
 	some a in tiers.tiers[tier].approvals
 	have := count(approvers[a.role])
 	msg := sprintf("the %s tier needs %d %s approval(s), has %d", [tier, a.count, a.role, have])
+	explain := {"facts": {"approvals": input.evidence.approvals}, "data": {"tier": tier, "required": a}}
 }
 
 approvals_needed contains {"role": a.role, "count": a.count - have} if {
@@ -147,7 +306,8 @@ approvals_needed contains {"role": a.role, "count": a.count - have} if {
 
 # ---------------------------------------------------------------- waivers
 
-# Only gates and SLOs can be waived; evidence, request and approval checks never are.
+# Only gates and SLOs can be waived; evidence, request, residency, purpose, rollback and approval
+# checks never are.
 waivable(rule_id) if startswith(rule_id, "gate.")
 
 waivable(rule_id) if startswith(rule_id, "slo.")
@@ -165,6 +325,54 @@ waivers_applied contains w if {
 	w.rule_id in waived
 }
 
+# ---------------------------------------------------------------- completeness
+
+# The rule ids that must have been checked, derived from the facts' shape and the policy data
+# alone. A check whose body is undefined would otherwise just vanish and let `approve` through;
+# any expected id without a check is a deny of its own.
+expected_checks contains id if some id in ["request.change_classes", "evidence.verified", "purpose.serving"]
+
+expected_checks contains sprintf("evidence.present.%s", [k]) if some k in tiers.tiers[tier].requires_evidence
+
+expected_checks contains "evidence.eval.baseline" if "eval-result" in tiers.tiers[tier].requires_evidence
+
+expected_checks contains sprintf("gate.%s.%s.%s", [layer, name, bound]) if {
+	some layer, metrics in gates.eval
+	some name, gate in metrics
+	some bound, _ in gate
+}
+
+expected_checks contains sprintf("slo.%s.%s", [name, bound]) if {
+	some name, slo in gates.serving
+	some bound, _ in slo
+}
+
+expected_checks contains sprintf("residency.region.%s", [r]) if some r in object.get(deployment, "regions", [])
+
+expected_checks contains "residency.regions" if count(object.get(deployment, "regions", [])) == 0
+
+expected_checks contains sprintf("residency.subprocessor.%s", [sp]) if some sp in object.get(deployment, "subprocessors", [])
+
+expected_checks contains "purpose.training_data" if retrains
+
+expected_checks contains sprintf("purpose.dataset.%s", [d.dataset]) if some d in training_data
+
+expected_checks contains "rollback.plan" if "rollback-plan" in tiers.tiers[tier].requires_evidence
+
+expected_checks contains sprintf("approval.%s", [a.role]) if some a in tiers.tiers[tier].approvals
+
+checked := {c.rule_id | some c in domain_checks}
+
+missing_checks := {id | some id in expected_checks; not id in checked}
+
+completeness := check("policy.complete", passed, "deny", msg, "policy", explain) if {
+	passed := count(missing_checks) == 0
+	msg := sprintf("%d expected check(s) produced no result: %v", [count(missing_checks), [id | some id in missing_checks]])
+	explain := {"facts": {}, "data": {"expected": [id | some id in expected_checks]}}
+}
+
+checks := domain_checks | {completeness}
+
 # ---------------------------------------------------------------- findings and outcome
 
 findings contains object.remove(c, ["passed"]) if {
@@ -178,7 +386,7 @@ findings contains f if {
 	c.rule_id in waived
 	f := {
 		"rule_id": c.rule_id, "severity": "info", "evidence_ref": c.evidence_ref,
-		"message": sprintf("waived: %s", [c.message]),
+		"message": sprintf("waived: %s", [c.message]), "explain": c.explain,
 	}
 }
 
@@ -216,7 +424,7 @@ default decision := {
 	"tier": "unknown",
 	"findings": [{
 		"rule_id": "policy.undefined", "severity": "deny", "evidence_ref": "policy",
-		"message": "the policy produced no decision for these facts",
+		"message": "the policy produced no decision for these facts", "explain": {},
 	}],
 	"checks": [],
 	"approvals_needed": [],

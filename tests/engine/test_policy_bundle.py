@@ -92,15 +92,55 @@ def test_policy_check_cli_exits_2_on_invalid_bundle(policies: Path) -> None:
 
 
 def test_rego_that_does_not_compile_is_a_policy_error(policies: Path) -> None:
-    (policies / "rego" / "promotion.rego").write_text("package slmgate.promotion\ndecision := {\n")
+    (policies / "rego" / "promotion.rego").write_text(
+        "package slmgate.promotion\nimport rego.v1\ndecision := {\n")
     with pytest.raises(PolicyError, match="does not compile"):
         CompiledPolicy(load_bundle(policies))
 
 
-def test_policy_tests_pass_on_the_default_bundle(world: World) -> None:
+def test_policy_tests_pass_and_exercise_every_rule(world: World) -> None:
     bundle = load_bundle(world.policies)
-    results = run_policy_tests(bundle, CompiledPolicy(bundle))
-    assert len(results) >= 15 and all(r.passed for r in results), [r for r in results if not r.passed]
+    report = run_policy_tests(bundle, CompiledPolicy(bundle))
+    assert len(report.results) >= 40 and report.ok, [r for r in report.results if not r.passed]
+    assert report.unexercised == ()
+    assert {"residency.region", "residency.subprocessor", "purpose.dataset", "rollback.plan",
+            "approval.ml-lead", "gate.stress.accuracy.max_drop"} <= set(report.rules)
+    assert any(r.file == "promotion_test.rego" for r in report.results)
+
+
+def test_a_rule_no_test_makes_fail_is_reported(policies: Path) -> None:
+    doc = yaml.safe_load((policies / "tests" / "promotion.yaml").read_text())
+    doc["cases"] = [c for c in doc["cases"] if "rollback" not in c["name"]
+                    and "without a rollback plan" not in c["name"]]
+    (policies / "tests" / "promotion.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = CliRunner().invoke(main, ["policy", "check", "--policies", str(policies)])
+    assert result.exit_code == 2
+    assert "rollback.plan: no test makes this rule fail" in result.output
+
+
+def test_v0_rego_is_refused_by_policy_check(policies: Path) -> None:
+    (policies / "rego" / "legacy.rego").write_text("package legacy\nallow {\n  true\n}\n")
+    result = CliRunner().invoke(main, ["policy", "check", "--policies", str(policies)])
+    assert result.exit_code == 2
+    assert "missing `import rego.v1`" in result.output and "legacy.rego:2" in result.output
+
+
+def test_rego_unit_test_that_is_false_fails(policies: Path) -> None:
+    test = policies / "rego" / "promotion_test.rego"
+    test.write_text(test.read_text() + "\ntest_deliberately_false if {\n\tpromotion.at_most(5, 1)\n}\n")
+    bundle = load_bundle(policies)
+    report = run_policy_tests(bundle, CompiledPolicy(bundle))
+    assert [r.name for r in report.results if not r.passed] == ["test_deliberately_false"]
+
+
+def test_junit_report_lists_each_test(world: World) -> None:
+    result = CliRunner().invoke(main, ["policy", "test", "--policies", str(world.policies),
+                                       "--format", "junit"])
+    assert result.exit_code == 0
+    from xml.etree import ElementTree
+    suite = ElementTree.fromstring(result.output.split("?>", 1)[1])
+    assert suite.tag == "testsuite" and int(suite.get("failures", "1")) == 0
+    assert len(suite.findall("testcase")) >= 40
 
 
 def test_policy_test_fails_when_expectation_is_wrong(policies: Path) -> None:
@@ -114,9 +154,9 @@ def test_policy_test_fails_when_expectation_is_wrong(policies: Path) -> None:
 
 def test_policy_test_fails_when_policy_loosens(policies: Path) -> None:
     rego = policies / "rego" / "promotion.rego"
-    rego.write_text(rego.read_text().replace("m.candidate >= limit", "true"))
+    rego.write_text(rego.read_text().replace("at_least(m.candidate, limit)", "true"))
     bundle = load_bundle(policies)
-    failed = [r for r in run_policy_tests(bundle, CompiledPolicy(bundle)) if not r.passed]
+    failed = [r for r in run_policy_tests(bundle, CompiledPolicy(bundle)).results if not r.passed]
     assert any("stress regression" in r.name for r in failed)
 
 

@@ -89,8 +89,7 @@ def test_missing_evidence_for_the_tier_denies(world: World, tmp_path: Path) -> N
 
 def test_human_signoff_tier_exits_3_until_signed(world: World, tmp_path: Path) -> None:
     evidence = world.standard_evidence()
-    evidence["rollback-plan"] = world.envelope("release-manager", "rollback-plan",
-                                               {"created_at": format_time(NOW), "owner": "rm"})
+    evidence["rollback-plan"] = world.rollback_plan()
     req = world.request(tmp_path / "a", evidence, change_classes=["model_family_change"], rid="req-fam")
     r = promote(world, req)
     assert r.returncode == 3, r.stdout
@@ -107,8 +106,7 @@ def test_human_signoff_tier_exits_3_until_signed(world: World, tmp_path: Path) -
 
 def test_approval_for_another_request_does_not_count(world: World, tmp_path: Path) -> None:
     evidence = world.standard_evidence()
-    evidence["rollback-plan"] = world.envelope("release-manager", "rollback-plan",
-                                               {"created_at": format_time(NOW), "owner": "rm"})
+    evidence["rollback-plan"] = world.rollback_plan()
     other = world.request_doc("req-other", ["model_family_change"], [])
     evidence["approval-ml"] = world.approval("ml-lead", other)
     items = [{"ref": k, "path": f"{k}.dsse.json"} for k in evidence]
