@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from slmgate.evidence import (
     SigningKey,
@@ -29,7 +29,6 @@ from ._bundle import PolicyBundle
 from ._decision import Decision, checked_policy_output, decision_id, failsafe
 from ._facts import build_facts, split_duplicates
 from ._ledger import Ledger, LedgerEntry
-from ._policy import CompiledPolicy
 from ._request import PromotionRequest
 
 log = logging.getLogger("slmgate")
@@ -106,8 +105,14 @@ def _finding_order(finding: dict[str, Any]) -> tuple[int, str]:
     return ({"deny": 0, "review": 1}.get(finding["severity"], 2), finding["rule_id"])
 
 
+class DecisionEngine(Protocol):
+    """What evaluates the policy: the embedded ``CompiledPolicy`` or an ``OpaServerPolicy``."""
+
+    def evaluate(self, facts: dict[str, Any]) -> dict[str, Any]: ...
+
+
 def evaluate_promotion(
-    request: PromotionRequest, bundle: PolicyBundle, policy: CompiledPolicy, *,
+    request: PromotionRequest, bundle: PolicyBundle, policy: DecisionEngine, *,
     now: datetime | None = None, bind_weights: bool = True,
 ) -> PromotionResult:
     """Decide one promotion. Never raises for bad evidence or a failing policy: both deny.

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from slmgate.evidence import SigningKey, parse_time
-from slmgate.evidence.errors import InputError
+from slmgate.evidence.errors import InputError, PolicyError
 
 from . import _decision as exits
 from ._cli_common import FORMAT, POLICIES, emit, guarded
@@ -132,10 +132,15 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
               help="Evaluate as of this time instead of now (replays, reproducible tests).")
 @click.option("--explain", is_flag=True,
               help="Show, for each finding and passed check, the facts and policy data it used.")
+@click.option("--engine", type=click.Choice(["embedded", "opa"]), default="embedded", show_default=True,
+              help="embedded: regopy in-process. opa: an OPA server (--opa-url), fed this bundle.")
+@click.option("--opa-url", default=None, envvar="SLMGATE_OPA_URL", metavar="URL",
+              help="OPA server for --engine opa, e.g. http://127.0.0.1:8181. Env: SLMGATE_OPA_URL.")
 @FORMAT
 @guarded
 def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Path | None,
-            packet: Path | None, at: str | None, explain: bool, fmt: str) -> None:
+            packet: Path | None, at: str | None, explain: bool, engine: str, opa_url: str | None,
+            fmt: str) -> None:
     """Verify the evidence of REQUEST, evaluate the policy, record and report. The exit code is
     the gate: 0 approved, 1 denied, 2 invalid input, 3 review required, 4 could not verify."""
     from ._bundle import load_bundle
@@ -150,11 +155,22 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
         raise InputError(str(exc)) from exc
     if ledger and not signing_key:
         raise InputError("--ledger needs --signing-key (the gate signs every decision record)")
+    if engine == "opa" and not opa_url:
+        raise InputError("--engine opa needs --opa-url")
     req = load_request(request)
     bundle = load_bundle(policies)
     key = SigningKey.load(signing_key) if signing_key else None
     ledger_db = Ledger(ledger) if ledger else None
-    result = evaluate_promotion(req, bundle, CompiledPolicy(bundle), now=now)
+    if engine == "opa":
+        from ._opa import OpaServerPolicy
+
+        try:
+            policy: CompiledPolicy | OpaServerPolicy = OpaServerPolicy(bundle, opa_url or "")
+        except PolicyError as exc:  # an unreachable decision service is a denial, said plainly
+            raise PolicyError(exc.message, advice="the gate fails closed; check --opa-url") from exc
+    else:
+        policy = CompiledPolicy(bundle)
+    result = evaluate_promotion(req, bundle, policy, now=now)
     decision = result.decision
     record = sign_decision_record(decision, key) if key else None
     entry = None
