@@ -1,0 +1,109 @@
+"""Decision latency: the compiled bundle queried by entrypoint (what `slmgate promote` does)
+against regopy's `Interpreter.query()` on the same facts, in one run; plus the whole
+`slmgate promote` process on a request whose evidence is already signed.
+
+    .venv/bin/python bench/bench_decision.py [--iterations 2000] [--process-runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from slmgate.engine import CompiledPolicy, load_bundle  # noqa: E402
+from slmgate.engine._policy import _regopy  # noqa: E402
+from slmgate.engine._policytest import _apply  # noqa: E402
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    return {"p50_ms": samples[len(samples) // 2] * 1e3,
+            "p95_ms": samples[int(len(samples) * 0.95)] * 1e3,
+            "mean_ms": statistics.fmean(samples) * 1e3}
+
+
+def bench_engines(iterations: int) -> dict[str, dict[str, float]]:
+    bundle = load_bundle(ROOT / "policies", with_keys=False)
+    doc = yaml.safe_load((ROOT / "policies" / "tests" / "promotion.yaml").read_text())
+    facts = [_apply(doc["base"], c, "x") for c in doc["cases"]]
+    compiled = CompiledPolicy(bundle)
+    rego = _regopy()
+    interp = rego.Interpreter()
+    interp.strict_built_in_errors = True
+    interp.add_data({"slmgate": bundle.data})
+    for name, source in bundle.rego_modules.items():
+        interp.add_module(name, source)
+
+    def via_query(f: dict) -> object:  # type: ignore[type-arg]
+        interp.set_input(f)
+        return json.loads(str(interp.query("x = data.slmgate.promotion.decision")))["bindings"]["x"]
+
+    for f in facts:  # same answers before timing anything
+        assert compiled.evaluate(f) == via_query(f)
+    results = {}
+    for label, fn in (("compiled bundle, by entrypoint", compiled.evaluate), ("Interpreter.query()", via_query)):
+        samples = []
+        for i in range(iterations):
+            f = facts[i % len(facts)]
+            t0 = time.perf_counter()
+            fn(f)
+            samples.append(time.perf_counter() - t0)
+        results[label] = _percentiles(samples)
+    return results
+
+
+def bench_process(runs: int) -> dict[str, float]:
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import World, write_model  # the test fixtures build a signed request
+    from slmgate.engine._scaffold import init_policy_repo
+
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        init_policy_repo(tmp / "policies", tmp / "secrets")
+        world = World(tmp, tmp / "policies", tmp / "secrets",
+                      write_model(tmp / "m" / "candidate", b"\x01"), write_model(tmp / "m" / "baseline", b"\x02"),
+                      write_model(tmp / "m" / "other", b"\x03"))
+        from datetime import UTC, datetime
+        now = datetime.now(UTC).replace(microsecond=0)
+        req = world.request(tmp / "req", world.standard_evidence(when=now))
+        cmd = [str(ROOT / ".venv" / "bin" / "slmgate"), "promote", str(req), "--policies", str(world.policies)]
+        samples = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            samples.append(time.perf_counter() - t0)
+            assert r.returncode == 0, r.stdout + r.stderr
+        return {"p50_s": sorted(samples)[len(samples) // 2], "min_s": min(samples), "max_s": max(samples)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--process-runs", type=int, default=10)
+    args = parser.parse_args()
+    engines = bench_engines(args.iterations)
+    for label, r in engines.items():
+        print(f"{label:<32} p50 {r['p50_ms']:.3f} ms  p95 {r['p95_ms']:.3f} ms  mean {r['mean_ms']:.3f} ms")
+    a, b = engines.values()
+    print(f"speed-up of the compiled bundle over query(): {b['p50_ms'] / a['p50_ms']:.1f}x (p50)")
+    proc = bench_process(args.process_runs)
+    print(f"slmgate promote, whole process ({args.process_runs} runs): p50 {proc['p50_s']:.3f} s "
+          f"(min {proc['min_s']:.3f}, max {proc['max_s']:.3f})")
+
+
+if __name__ == "__main__":
+    main()
