@@ -53,7 +53,8 @@ def bench_engines(iterations: int) -> dict[str, dict[str, float]]:
     for f in facts:  # same answers before timing anything
         assert compiled.evaluate(f) == via_query(f)
     results = {}
-    for label, fn in (("compiled bundle, by entrypoint", compiled.evaluate), ("Interpreter.query()", via_query)):
+    engines = (("compiled bundle, by entrypoint", compiled.evaluate), ("Interpreter.query()", via_query))
+    for label, fn in engines:
         samples = []
         for i in range(iterations):
             f = facts[i % len(facts)]
@@ -66,19 +67,21 @@ def bench_engines(iterations: int) -> dict[str, dict[str, float]]:
 
 def bench_process(runs: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
-    from tests.conftest import World, write_model  # the test fixtures build a signed request
     from slmgate.engine._scaffold import init_policy_repo
+    from tests.conftest import World, write_model  # the test fixtures build a signed request
 
     tmp = Path(tempfile.mkdtemp())
     try:
         init_policy_repo(tmp / "policies", tmp / "secrets")
         world = World(tmp, tmp / "policies", tmp / "secrets",
-                      write_model(tmp / "m" / "candidate", b"\x01"), write_model(tmp / "m" / "baseline", b"\x02"),
+                      write_model(tmp / "m" / "candidate", b"\x01"),
+                      write_model(tmp / "m" / "baseline", b"\x02"),
                       write_model(tmp / "m" / "other", b"\x03"))
         from datetime import UTC, datetime
         now = datetime.now(UTC).replace(microsecond=0)
         req = world.request(tmp / "req", world.standard_evidence(when=now))
-        cmd = [str(ROOT / ".venv" / "bin" / "slmgate"), "promote", str(req), "--policies", str(world.policies)]
+        cmd = [str(ROOT / ".venv" / "bin" / "slmgate"), "promote", str(req),
+               "--policies", str(world.policies)]
         samples = []
         for _ in range(runs):
             t0 = time.perf_counter()
@@ -91,7 +94,8 @@ def bench_process(runs: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--process-runs", type=int, default=10)
     args = parser.parse_args()
