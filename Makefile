@@ -27,7 +27,7 @@ demo: install
 
 lint: install
 	@echo "==> ruff"
-	$(BIN)/ruff check engine evidence runtime tests
+	$(BIN)/ruff check engine evidence runtime tests bench
 
 test: install lint
 	@echo "==> pytest"

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cerberus
@@ -16,6 +17,7 @@ import git
 from slmgate.evidence import PREDICATE_TYPES, TrustPolicy
 from slmgate.evidence.errors import InputError
 
+from ._decision_log import FIELDS as DECISION_LOG_FIELDS
 from ._yamldoc import KeyPath, YamlDocument, load_yaml
 
 DATA_FILES = ("charter", "purposes", "tiers", "subprocessors", "gates", "waivers")
@@ -74,6 +76,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "cadence": {"type": "string", "required": True,
                         "allowed": ["daily", "weekly", "biweekly", "monthly", "quarterly"]},
             "window": {"type": "string"},
+        }},
+        "security_measures": {"type": "list", "default": [], "schema": {"type": "dict", "schema": {
+            "id": {**_str, "required": True},
+            "category": {"type": "string", "required": True, "allowed": ["technical", "organisational"]},
+            "description": {**_str, "required": True},
+            "applies_to": {**_strlist, "default": []},
+        }}},
+        "decision_log": {"type": "dict", "default": {"mask": []}, "schema": {
+            "mask": {"type": "list", "default": [],
+                     "schema": {"type": "string", "allowed": sorted(DECISION_LOG_FIELDS)}},
         }},
         "rollback": {"type": "dict", "required": True, "schema": {
             "owner": {**_str, "required": True},
@@ -157,6 +169,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "type": "dict", "schema": {
                 "kind": {"type": "string", "required": True, "allowed": ["service", "person"]},
                 "role": {**_str, "required": True},
+                "person": {**_str},
                 "public_key": {**_str, "required": True},
                 "may_sign": {**_strlist, "required": True, "minlength": 1},
                 "valid_from": {"type": ["datetime", "string"]},
@@ -200,6 +213,7 @@ class PolicyBundle:
     digest: str  # "sha256:<hex>" over every file that shapes a decision
     revision: str | None  # git commit of the policy repository, when it is one
     tests: dict[str, str] = field(default_factory=dict)  # tests/*.yaml name -> path
+    files: Mapping[str, bytes] = field(default_factory=dict)  # what `digest` covers, as read
 
     @property
     def trust(self) -> TrustPolicy:
@@ -242,6 +256,11 @@ def _cross_references(docs: dict[str, YamlDocument], data: dict[str, Any]) -> li
         problems.append(Problem(docs[name].where(key), ".".join(str(k) for k in key), message))
 
     classes = set(data["charter"]["data_classes"])
+    for i, measure in enumerate(data["charter"]["security_measures"]):
+        for j, dc in enumerate(measure["applies_to"]):
+            if dc not in classes:
+                bad("charter", ("security_measures", i, "applies_to", j),
+                    f"unknown data class {dc!r}; the charter declares {sorted(classes)}")
     purposes = data["purposes"]
     for pid, p in purposes["purposes"].items():
         for i, dc in enumerate(p["data_classes"]):
@@ -321,14 +340,30 @@ def _revision(root: Path) -> str | None:
         return None
 
 
-def _digest(root: Path, files: list[Path]) -> str:
+def bundle_digest(files: Mapping[str, bytes]) -> str:
+    """``sha256:`` over every (relative path, bytes) pair, length-prefixed, in path order
+    (compared part by part, so ``keys/a.pub`` sorts before ``keys.yaml``)."""
     h = hashlib.sha256()
-    for path in sorted(files):
-        rel = path.relative_to(root).as_posix().encode()
-        content = path.read_bytes()
-        h.update(b"%d:%s%d:" % (len(rel), rel, len(content)))
+    for rel in sorted(files, key=PurePosixPath):
+        content = files[rel]
+        h.update(b"%d:%s%d:" % (len(rel.encode()), rel.encode(), len(content)))
         h.update(content)
     return "sha256:" + h.hexdigest()
+
+
+def _bundle_files(root: Path, data: dict[str, Any], rego_files: list[Path],
+                  problems: list[Problem]) -> dict[str, bytes]:
+    """The files that shape a decision — the YAML documents, the Rego modules and the public
+    keys trust.yaml names — read once; the digest, the ledger and the packet all use these bytes."""
+    paths = [root / f"{name}.yaml" for name in (*DATA_FILES, "trust")] + rego_files
+    for name, ident in data["trust"]["identities"].items():
+        key = root / ident["public_key"]
+        if not key.resolve().is_relative_to(root.resolve()):
+            problems.append(Problem(str(root / "trust.yaml"), f"identities.{name}.public_key",
+                                    "the key file must lie inside the policy directory"))
+        elif key.is_file():  # a missing key is already a problem when keys are required
+            paths.append(key)
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in dict.fromkeys(paths)}
 
 
 def load_bundle(root: Path, *, with_keys: bool = True) -> PolicyBundle:
@@ -367,13 +402,11 @@ def load_bundle(root: Path, *, with_keys: bool = True) -> PolicyBundle:
                                               source=str(docs["trust"].path))
         except InputError as exc:
             problems.append(Problem(exc.file or str(docs["trust"].path), exc.field or "", exc.detail))
+    files = _bundle_files(root, data, rego_files, problems)
     if problems:
         raise BundleInvalid(problems)
     for w in data["waivers"]["waivers"]:
         w["expires"] = w["expires"].isoformat() if isinstance(w["expires"], date) else w["expires"]
-    key_files = [root / i["public_key"] for i in data["trust"]["identities"].values()
-                 if with_keys or (root / i["public_key"]).is_file()]
-    yaml_files = [d.path for d in docs.values()]
     tests_dir = root / "tests"
     tests = {p.name: str(p) for p in sorted(tests_dir.glob("*.yaml"))} if tests_dir.is_dir() else {}
     return PolicyBundle(
@@ -381,7 +414,8 @@ def load_bundle(root: Path, *, with_keys: bool = True) -> PolicyBundle:
         data={k: data[k] for k in DATA_FILES},
         rego_modules={p.name: p.read_text(encoding="utf-8") for p in rego_files},
         trust_policy=trust,
-        digest=_digest(root, [*yaml_files, *rego_files, *key_files]),
+        digest=bundle_digest(files),
+        files=files,
         revision=_revision(root),
         tests=tests,
     )

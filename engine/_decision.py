@@ -6,12 +6,10 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 from slmgate.evidence import VerificationResult
 from slmgate.evidence.errors import PolicyError
 
-from ._schemas import schema
+from ._schemas import validator
 
 EXIT_APPROVED = 0
 EXIT_DENIED = 1
@@ -87,8 +85,8 @@ def decision_id(request_digest: str, bundle_digest: str, evaluated_at: str) -> s
 
 def checked_policy_output(output: dict[str, Any]) -> dict[str, Any]:
     """Raise ``PolicyError`` unless the policy returned a well-formed decision object."""
-    validator = jsonschema.Draft202012Validator(schema("policy-decision"))
-    errors = sorted(validator.iter_errors(output), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(validator("policy-decision").iter_errors(output),
+                    key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         where = ".".join(map(str, errors[0].absolute_path)) or "(decision)"
         raise PolicyError(f"the policy returned a malformed decision: {where}: {errors[0].message}")

@@ -216,8 +216,8 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
 
     progress("[4/6] promotions through the gate (regopy, compiled once)")
     policy = CompiledPolicy(bundle)
-    ledger = Ledger(work / "ledger")
     gate_key = SigningKey.load(secrets / "slmgate-gate.key")
+    ledger = Ledger(work / "ledger", signing_key=gate_key)
     stories = [
         (good, "weekly retrain, all gates pass", "approve"),
         (bad, "candidate regresses on the stress layer", "deny"),
@@ -236,7 +236,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
             progress("[5/6] decisions recorded in the git ledger; rendering PDF packets")
         pdf = packets / f"{folder.name}.pdf"
         render_packet(packet_content(result.decision, result.facts, bundle, result.verified),
-                      packet_attachments(request, record, result.decision), pdf)
+                      packet_attachments(request, record, result.decision, bundle), pdf)
         results.append(DemoPromotion(folder.name, story, expected, result.decision,
                                      out / "packets" / pdf.name, entry.commit))
     progress("[6/6] done")

@@ -38,7 +38,8 @@ def _eval_facts(ev: VerifiedEvidence, request: PromotionRequest) -> dict[str, An
                 layers[layer][name] = _metric(values)
             except (KeyError, TypeError, ValueError):
                 continue  # unreadable metric: reported as missing by the gate
-    baseline = predicate.get("baseline", {}).get("digest", {}).get("sha256")
+    # An imported eval may name no baseline: then it matches none (and cannot approve).
+    baseline = ((predicate.get("baseline") or {}).get("digest") or {}).get("sha256")
     return {
         "suite": predicate.get("suite", {}),
         "baseline_matches": baseline == request.baseline_sha256,
@@ -92,7 +93,8 @@ def _approval_facts(ev: VerifiedEvidence, request: PromotionRequest) -> list[dic
         and p.get("request_digest") == request.approval_digest
         and p.get("decision") == "approve"
     )
-    return [{"role": s.role, "signer": s.name, "request_bound": bound} for s in ev.signers]
+    # Counted by principal: one person holding two keys is one approver.
+    return [{"role": s.role, "signer": s.principal, "request_bound": bound} for s in ev.signers]
 
 
 def split_duplicates(

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from slmgate.evidence import (
     SigningKey,
+    TrustPolicy,
     VerificationResult,
     VerifiedEvidence,
     WeightsManifest,
@@ -68,8 +69,16 @@ def _check_manifest(ev: VerifiedEvidence) -> None:
         )
 
 
+class EnvelopeVerifier(Protocol):
+    """``verify_envelope``'s signature: what checks one envelope against a trust policy."""
+
+    def __call__(self, raw: bytes, trust: TrustPolicy, *, subject_sha256: str, now: datetime,
+                 ref: str = ...) -> VerifiedEvidence: ...
+
+
 def verify_request_evidence(
-    request: PromotionRequest, bundle: PolicyBundle, now: datetime, *, bind_weights: bool = True
+    request: PromotionRequest, bundle: PolicyBundle, now: datetime, *, bind_weights: bool = True,
+    verify: EnvelopeVerifier = verify_envelope,
 ) -> tuple[list[VerifiedEvidence], list[VerificationResult]]:
     """Verify every envelope of the request against the bundle's trust policy; with
     ``bind_weights``, re-hash the weights directory the request names."""
@@ -80,8 +89,8 @@ def verify_request_evidence(
         results.append(binding)
     for item in request.evidence:
         try:
-            ev = verify_envelope(item.raw, bundle.trust, subject_sha256=request.weights_sha256,
-                                 now=now, ref=item.ref)
+            ev = verify(item.raw, bundle.trust, subject_sha256=request.weights_sha256,
+                        now=now, ref=item.ref)
             if ev.kind == "weights-manifest":
                 _check_manifest(ev)
         except EvidenceInvalid as exc:
@@ -114,13 +123,16 @@ class DecisionEngine(Protocol):
 def evaluate_promotion(
     request: PromotionRequest, bundle: PolicyBundle, policy: DecisionEngine, *,
     now: datetime | None = None, bind_weights: bool = True,
+    verify: EnvelopeVerifier = verify_envelope,
 ) -> PromotionResult:
     """Decide one promotion. Never raises for bad evidence or a failing policy: both deny.
 
     ``bind_weights=False`` skips re-hashing the weights directory (replays of recorded
-    decisions, where only the signed manifest remains)."""
+    decisions, where only the signed manifest remains); ``verify`` replaces ``verify_envelope``
+    (what-if reuses verification results through a cache with the same contract)."""
     now = (now or datetime.now(UTC)).replace(microsecond=0)
-    verified, results = verify_request_evidence(request, bundle, now, bind_weights=bind_weights)
+    verified, results = verify_request_evidence(request, bundle, now, bind_weights=bind_weights,
+                                                verify=verify)
     rejected = [r for r in results if not r.verified]
     facts = build_facts(request, verified, rejected, bundle.data["waivers"]["waivers"], now)
     facts_digest = "sha256:" + hashlib.sha256(canonical_json(facts)).hexdigest()
@@ -170,8 +182,17 @@ def record_in_ledger(
     ledger: Ledger, decision: Decision, record: bytes, request: PromotionRequest,
     evidence: Sequence[bytes], bundle: PolicyBundle,
 ) -> LedgerEntry:
+    """Commit the signed record with the request, its evidence (by ref, in request order) and
+    the bundle's files, chained to the previous decision; see ``_ledger`` for the protocol."""
+
     model = decision.request["model"]
     message = (f"{decision.outcome}: {model['name']} {model['version']} ({decision.id})\n\n"
                f"{decision.summary()}\n\nrequest: {request.id}\nbundle: {decision.bundle_digest}\n"
                f"policy-revision: {decision.policy_revision or 'none'}\n")
-    return ledger.record(decision.id, record, request.raw, evidence, message)
+    refs = [item.ref for item in request.evidence]
+    return ledger.record(
+        decision.id, record, request.raw, list(zip(refs, evidence, strict=True)),
+        outcome=decision.outcome, bundle=dict(bundle.files),
+        bundle_digest=decision.bundle_digest, policy_revision=decision.policy_revision,
+        message=message,
+    )

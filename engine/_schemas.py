@@ -19,10 +19,16 @@ def schema(name: str) -> dict[str, Any]:
     return loaded
 
 
+@functools.cache
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    """A validator built once per schema (building one costs milliseconds)."""
+    return jsonschema.Draft202012Validator(schema(name))
+
+
 def check_document(doc: Any, name: str, *, source: str) -> None:
     """Raise ``InputError`` naming ``source`` and the first failing field (by path order)."""
-    validator = jsonschema.Draft202012Validator(schema(name))
-    errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
+    errors_of = validator(name)
+    errors = sorted(errors_of.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         first = errors[0]
         field = ".".join(str(p) for p in first.absolute_path) or "(document)"

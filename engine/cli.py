@@ -16,6 +16,7 @@ from slmgate.evidence.errors import InputError, PolicyError
 from . import _decision as exits
 from ._cli_common import FORMAT, POLICIES, emit, guarded
 from ._cli_evidence import evidence, keys
+from ._cli_ledger import ledger as ledger_group
 from ._cli_policy import policy
 from ._cli_runtime import evidence as _runtime_commands  # noqa: F401  (registers hash, ...)
 
@@ -136,7 +137,8 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
               help="embedded: regopy in-process. opa: an OPA server (--opa-url), fed this bundle.")
 @click.option("--opa-url", default=None, envvar="SLMGATE_OPA_URL", metavar="URL",
               help="OPA server for --engine opa, e.g. http://127.0.0.1:8181. Env: SLMGATE_OPA_URL.")
-@FORMAT
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
+              show_default=True, help="How the decision is printed on stdout (junit: JUnit XML).")
 @guarded
 def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Path | None,
             packet: Path | None, at: str | None, explain: bool, engine: str, opa_url: str | None,
@@ -160,7 +162,7 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
     req = load_request(request)
     bundle = load_bundle(policies)
     key = SigningKey.load(signing_key) if signing_key else None
-    ledger_db = Ledger(ledger) if ledger else None
+    ledger_db = Ledger(ledger, signing_key=key) if ledger else None
     if engine == "opa":
         from ._opa import OpaServerPolicy
 
@@ -182,7 +184,7 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
         from .packet import render_packet
 
         render_packet(packet_content(decision, result.facts, bundle, result.verified),
-                      packet_attachments(req, record, decision), packet)
+                      packet_attachments(req, record, decision, bundle), packet)
     doc = decision.to_json()
     text = _decision_text(decision, explain)
     if entry:
@@ -190,16 +192,26 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
         text += f"\n  recorded in {ledger} at {entry.commit[:12]}"
     if packet:
         text += f"\n  packet: {packet}"
-    emit(fmt, doc, text)
+    if fmt == "junit":
+        from ._junit import decision_junit
+
+        click.echo(decision_junit(doc), nl=False)
+    else:
+        emit(fmt, doc, text)
     sys.exit(decision.exit_code)
 
 
 # ------------------------------------------------------------------------------------ groups
 # Each area keeps its commands in its own module; register new groups here.
 
+from ._cli_packet import packet, ropa  # noqa: E402
+
 main.add_command(policy)
 main.add_command(evidence)
 main.add_command(keys)
+main.add_command(ledger_group)
+main.add_command(packet)
+main.add_command(ropa)
 
 
 if __name__ == "__main__":

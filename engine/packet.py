@@ -1,10 +1,11 @@
 """Render a promotion decision into an auditor packet (PDF/A-3b) with its evidence attached.
 
 The packet is jinja2 HTML laid out by WeasyPrint. Its bytes depend only on the content and
-the attachments (and the installed WeasyPrint, fontTools and fonts): every date in it comes
+the attachments (and the installed WeasyPrint and fontTools; the fonts ship in
+``templates/fonts``, the system's are only a fallback for characters they lack): every date in it comes
 from ``content["generated_at"]``, the PDF ``/ID`` is WeasyPrint's MD5 of the document
 objects, and nothing is fetched from outside the ``slmgate.templates`` package (no network,
-no stray files).
+no stray files). ``render_document`` is the same pipeline for other documents (the RoPA).
 """
 
 from __future__ import annotations
@@ -30,12 +31,11 @@ import jinja2
 import weasyprint
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
-from slmgate.evidence.errors import SlmgateError
+from ._packet_view import PacketError, packet_view
 
-__all__ = ["Attachment", "PacketError", "TemplateFetcher", "render_packet"]
+__all__ = ["Attachment", "PacketError", "TemplateFetcher", "render_document", "render_packet"]
 
 _TEMPLATE = "packet.html.j2"
-_OUTCOMES = ("approve", "review", "deny")
 _DASH = "—"
 _PACKET_MODE = 0o644
 # SOURCE_DATE_EPOCH is process-wide; renders hold this lock while they set it.
@@ -52,10 +52,6 @@ class _FontSubsetNotice(logging.Filter):
 
 
 logging.getLogger("weasyprint").addFilter(_FontSubsetNotice())
-
-
-class PacketError(SlmgateError):
-    """The packet could not be rendered from the content and attachments given."""
 
 
 @dataclass(frozen=True)
@@ -115,14 +111,44 @@ def render_packet(content: Mapping[str, Any], attachments: Sequence[Attachment],
     On any failure nothing is written at ``out`` (an existing file there is left as it was)
     and no temporary file remains. The packet is written with mode 0644.
     """
-    out = Path(out)
-    created = _generated_at(content)
-    ordered = sorted(attachments, key=lambda a: a.name)
-    if dupes := sorted(n for n, k in Counter(a.name for a in ordered).items() if k > 1):
-        raise PacketError(f"attachment names must be unique, repeated: {', '.join(dupes)}")
+    created = generated_at(content)
+    render_document(_TEMPLATE, packet_view(content), attachments, out, created)
 
+
+def generated_at(content: Mapping[str, Any]) -> datetime:
+    """``content["generated_at"]`` as an aware UTC datetime, whole seconds."""
+    raw = content.get("generated_at")
+    if not isinstance(raw, str):
+        raise PacketError("content is missing required key 'generated_at' (ISO 8601 string)")
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise PacketError(f"generated_at is not an ISO 8601 timestamp: {raw!r}") from exc
+    if when.tzinfo is None:
+        raise PacketError(f"generated_at needs a time zone: {raw!r}")
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
+def render_document(
+    template: str, view: Mapping[str, Any], attachments: Sequence[Attachment], out: Path,
+    created: datetime,
+) -> None:
+    """Render ``template`` (a file of ``slmgate.templates``) with ``view`` into a PDF/A-3b at
+    ``out``, atomically, with ``attachments`` as associated files and every date from
+    ``created``. The template sees ``view``, ``attachments`` (name, description, media type,
+    size, sha256) and ``created``."""
+    out = Path(out)
+    created = created.astimezone(UTC).replace(microsecond=0)
+    ordered = _ordered(attachments)
+    listed = [
+        {"name": a.name, "description": a.description, "media_type": a.media_type,
+         "size": len(a.data), "sha256": "sha256:" + hashlib.sha256(a.data).hexdigest()}
+        for a in ordered
+    ]
     with importlib.resources.as_file(importlib.resources.files("slmgate.templates")) as root:
-        html = _render_html(root, _view(content, ordered, created))
+        html = _render_html(root, template, {
+            **view, "attachments": listed, "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        })
         fetcher = TemplateFetcher(root)
         try:
             document = weasyprint.HTML(
@@ -142,17 +168,11 @@ def render_packet(content: Mapping[str, Any], attachments: Sequence[Attachment],
             )
 
 
-def _generated_at(content: Mapping[str, Any]) -> datetime:
-    raw = content.get("generated_at")
-    if not isinstance(raw, str):
-        raise PacketError("content is missing required key 'generated_at' (ISO 8601 string)")
-    try:
-        when = datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise PacketError(f"generated_at is not an ISO 8601 timestamp: {raw!r}") from exc
-    if when.tzinfo is None:
-        raise PacketError(f"generated_at needs a time zone: {raw!r}")
-    return when.astimezone(UTC).replace(microsecond=0)
+def _ordered(attachments: Sequence[Attachment]) -> list[Attachment]:
+    ordered = sorted(attachments, key=lambda a: a.name)
+    if dupes := sorted(n for n, k in Counter(a.name for a in ordered).items() if k > 1):
+        raise PacketError(f"attachment names must be unique, repeated: {', '.join(dupes)}")
+    return ordered
 
 
 def _pdf_attachment(attachment: Attachment, created: datetime) -> weasyprint.Attachment:
@@ -213,110 +233,6 @@ def _atomic_target(out: Path) -> Iterator[Any]:
             os.close(dir_fd)
 
 
-# --- view model -----------------------------------------------------------------------------
-
-_DECISION_KEYS = (
-    "id", "outcome", "exit_code", "tier", "summary", "evaluated_at", "bundle_digest",
-    "policy_revision",
-)
-_FINDING_KEYS = ("rule_id", "severity", "message", "evidence_ref")
-_CHECK_KEYS = ("rule_id", "passed", "message")
-_APPROVAL_KEYS = ("role", "count")
-_WAIVER_KEYS = ("id", "rule_id", "owner", "ticket", "expires")
-_REQUEST_KEYS = ("id", "summary", "requested_by")
-_MODEL_KEYS = ("name", "version", "weights_digest")
-_METRIC_KEYS = ("layer", "metric", "baseline", "candidate", "delta", "gate", "passed")
-_EVIDENCE_KEYS = (
-    "ref", "predicate_type", "signers", "signed_at", "verified", "failure", "subject_digest",
-    "file",
-)
-_SERVING_KEYS = (
-    "device", "dtype", "torch_version", "batch_size", "latency_ms_p50", "latency_ms_p95",
-    "throughput_per_s",
-)
-_CHARTER_KEYS = ("program", "problem_statement", "owner")
-
-
-def _section(value: Any, keys: Sequence[str], where: str) -> dict[str, Any]:
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise PacketError(f"{where} must be an object, got {type(value).__name__}")
-    return {key: value.get(key) for key in keys}
-
-
-def _rows(value: Any, keys: Sequence[str], where: str) -> list[dict[str, Any]] | None:
-    """None stays None: an absent list renders "—", an empty one says there were none."""
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
-        raise PacketError(f"{where} must be a list, got {type(value).__name__}")
-    return [_section(row, keys, f"{where}[{i}]") for i, row in enumerate(value)]
-
-
-def _view(
-    content: Mapping[str, Any], attachments: Sequence[Attachment], created: datetime
-) -> dict[str, Any]:
-    """Every key the template reads, present; absent optional values are None or []."""
-    raw_decision = content.get("decision")
-    if not isinstance(raw_decision, Mapping):
-        raise PacketError("content is missing required key 'decision'")
-    decision = _section(raw_decision, _DECISION_KEYS, "decision")
-    if not decision["id"]:
-        raise PacketError("content is missing required key 'decision.id'")
-    if decision["outcome"] not in _OUTCOMES:
-        raise PacketError(
-            f"decision.outcome must be one of {', '.join(_OUTCOMES)}, "
-            f"got {decision['outcome']!r}"
-        )
-    decision["findings"] = _rows(raw_decision.get("findings"), _FINDING_KEYS, "findings")
-    decision["checks"] = _rows(raw_decision.get("checks"), _CHECK_KEYS, "checks")
-    decision["approvals_needed"] = _rows(
-        raw_decision.get("approvals_needed"), _APPROVAL_KEYS, "approvals_needed"
-    )
-    decision["waivers_applied"] = _rows(
-        raw_decision.get("waivers_applied"), _WAIVER_KEYS, "waivers_applied"
-    )
-    decision["waivers_expired"] = _rows(
-        raw_decision.get("waivers_expired"), _WAIVER_KEYS, "waivers_expired"
-    )
-
-    raw_request = content.get("request") or {}
-    request = _section(raw_request, _REQUEST_KEYS, "request")
-    request["model"] = _section(raw_request.get("model"), _MODEL_KEYS, "request.model")
-    request["baseline"] = _section(raw_request.get("baseline"), _MODEL_KEYS, "request.baseline")
-    request["change_classes"] = list(raw_request.get("change_classes") or [])
-
-    evidence = _rows(content.get("evidence"), _EVIDENCE_KEYS, "evidence")
-    for row in evidence or []:
-        row["signers"] = list(row["signers"] or [])
-
-    model = request["model"]
-    model_label = " ".join(str(p) for p in (model["name"], model["version"]) if p)
-    return {
-        "title": content.get("title") or f"Promotion packet — {model_label or decision['id']}",
-        "generated_at": content["generated_at"],
-        "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "model_label": model_label or _DASH,
-        "decision": decision,
-        "request": request,
-        "metrics": _rows(content.get("metrics"), _METRIC_KEYS, "metrics"),
-        "evidence": evidence,
-        "serving": _section(content.get("serving"), _SERVING_KEYS, "serving"),
-        "charter": _section(content.get("charter"), _CHARTER_KEYS, "charter"),
-        "attachments": [
-            {
-                "name": a.name,
-                "description": a.description,
-                "media_type": a.media_type,
-                "size": len(a.data),
-                "sha256": "sha256:" + hashlib.sha256(a.data).hexdigest(),
-            }
-            for a in attachments
-        ],
-    }
-
-
 # --- HTML -----------------------------------------------------------------------------------
 
 
@@ -333,7 +249,12 @@ def _number(value: Any, signed: bool = False) -> str:
     return "0" if text in ("+0", "-0") else text
 
 
-def _render_html(root: Path, view: Mapping[str, Any]) -> str:
+def _joined(value: Any) -> str:
+    items = [str(v) for v in value or []]
+    return ", ".join(items) if items else _DASH
+
+
+def _render_html(root: Path, template: str, view: Mapping[str, Any]) -> str:
     env = jinja2.Environment(
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -343,8 +264,12 @@ def _render_html(root: Path, view: Mapping[str, Any]) -> str:
     )
     env.filters["dash"] = _dash
     env.filters["number"] = _number
-    template = env.from_string((root / _TEMPLATE).read_text(encoding="utf-8"))
+    env.filters["joined"] = _joined
+    env.tests["prefixed"] = lambda value, prefix: str(value).startswith(prefix)
     try:
-        return template.render(**view)
+        source = (root / template).read_text(encoding="utf-8")
+        return env.from_string(source).render(**view)
+    except OSError as exc:
+        raise PacketError(f"packet template {template!r} unreadable: {exc}") from exc
     except jinja2.TemplateError as exc:
         raise PacketError(f"packet template failed: {exc}") from exc

@@ -4,7 +4,15 @@ manifests and verification against a trust policy."""
 from ._atomic import write_atomic
 from ._dsse import IN_TOTO_PAYLOAD_TYPE, Envelope, pae, sign_envelope
 from ._keys import PublicKey, SigningKey, write_key_pair
-from ._manifest import ManifestDiff, WeightsManifest, hash_model_dir
+from ._manifest import (
+    DEFAULT_IGNORED,
+    HashAlgorithm,
+    ManifestDiff,
+    ResourceDigest,
+    WeightsManifest,
+    hash_model_dir,
+)
+from ._predicates import check_predicate, predicate_schema
 from ._statement import (
     PREDICATE_KINDS,
     PREDICATE_TYPES,
@@ -19,16 +27,20 @@ from ._trust import (
     TrustPolicy,
     VerificationResult,
     VerifiedEvidence,
+    check_freshness,
     verify_envelope,
 )
 
 __all__ = [
+    "DEFAULT_IGNORED",
     "IN_TOTO_PAYLOAD_TYPE",
     "PREDICATE_KINDS",
     "PREDICATE_TYPES",
     "Envelope",
+    "HashAlgorithm",
     "ManifestDiff",
     "PublicKey",
+    "ResourceDigest",
     "SigningKey",
     "Statement",
     "TrustPolicy",
@@ -37,11 +49,14 @@ __all__ = [
     "VerifiedEvidence",
     "WeightsManifest",
     "canonical_json",
+    "check_freshness",
+    "check_predicate",
     "format_time",
     "hash_model_dir",
     "make_statement",
     "pae",
     "parse_time",
+    "predicate_schema",
     "sign_envelope",
     "verify_envelope",
     "write_atomic",

@@ -2,7 +2,11 @@
 
 The payload is never re-serialised: verification runs over the exact decoded bytes, and only
 those verified bytes are parsed afterwards. Key ids are hints; a signature counts only when it
-verifies under a key the caller trusts.
+verifies under a key the caller trusts, whatever key id it carries.
+
+Base64 is read in the standard or the URL-safe alphabet (not a mix of both), padded or not, and
+only in its canonical form (no stray bits in the last character): one payload has one spelling
+per alphabet, so an envelope cannot be altered without its bytes changing.
 """
 
 from __future__ import annotations
@@ -10,15 +14,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._keys import PublicKey, SigningKey
+from ._statement import strict_json
 from .errors import EnvelopeFormatError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-_B64 = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
+_TO_STANDARD = str.maketrans("-_", "+/")
 _MAX_SIGNATURES = 16
 
 
@@ -28,21 +33,32 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
-def b64decode(text: str, *, what: str) -> bytes:
-    """Decode standard or URL-safe base64, padded or not; anything else is refused."""
-    if not isinstance(text, str) or not _B64.match(text):
-        raise EnvelopeFormatError(f"DSSE: {what} is not base64")
+def b64decode(text: object, *, what: str) -> bytes:
+    """Decode canonical standard or URL-safe base64, padded or not; anything else is refused."""
+    if not isinstance(text, str):
+        raise EnvelopeFormatError(f"DSSE: {what} must be a base64 string")
     body = text.rstrip("=")
-    try:
-        return base64.urlsafe_b64decode(
-            body.replace("+", "-").replace("/", "_") + "=" * (-len(body) % 4)
-        )
+    if "-" in body or "_" in body:
+        if "+" in body or "/" in body:
+            raise EnvelopeFormatError(
+                f"DSSE: {what} is not base64 (standard or URL-safe alphabet, not a mix)")
+        body = body.translate(_TO_STANDARD)
+    padding = len(text) - len(body)
+    if padding > 2 or len(body) % 4 == 1 or (padding and (len(body) + padding) % 4):
+        raise EnvelopeFormatError(f"DSSE: {what} is not valid base64 (wrong length or padding)")
+    try:  # strict: only alphabet characters, padding only at the end
+        data = binascii.a2b_base64(body + "=" * (-len(body) % 4), strict_mode=True)
     except (binascii.Error, ValueError) as exc:
-        raise EnvelopeFormatError(f"DSSE: {what} is not valid base64 ({exc})") from exc
+        raise EnvelopeFormatError(f"DSSE: {what} is not base64 ({exc})") from exc
+    tail = len(data) % 3
+    if tail and binascii.b2a_base64(data[-tail:], newline=False).rstrip(b"=") != body[-(tail + 1):].encode():
+        raise EnvelopeFormatError(f"DSSE: {what} is not canonical base64 (stray trailing bits)")
+    return data
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(NamedTuple):
+    """One signature of an envelope; ``keyid`` is a hint only: which key to try first."""
+
     keyid: str
     sig: bytes
 
@@ -57,14 +73,11 @@ class Envelope:
 
     @classmethod
     def from_json(cls, raw: bytes) -> Envelope:
-        try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EnvelopeFormatError(f"DSSE: envelope is not JSON ({exc})") from exc
+        doc = strict_json(raw, EnvelopeFormatError, "DSSE: the envelope")
         if not isinstance(doc, dict):
             raise EnvelopeFormatError("DSSE: envelope must be a JSON object")
-        missing = sorted({"payload", "payloadType", "signatures"} - doc.keys())
-        if missing:
+        if "payload" not in doc or "payloadType" not in doc or "signatures" not in doc:
+            missing = sorted({"payload", "payloadType", "signatures"} - doc.keys())
             raise EnvelopeFormatError(f"DSSE: envelope lacks {', '.join(missing)}")
         if not isinstance(doc["payloadType"], str):
             raise EnvelopeFormatError("DSSE: payloadType must be a string")
@@ -87,6 +100,7 @@ class Envelope:
         return cls(doc["payloadType"], payload, tuple(parsed))
 
     def to_json(self) -> bytes:
+        """Standard padded base64, sorted keys: the form every DSSE implementation reads."""
         doc = {
             "payload": base64.b64encode(self.payload).decode(),
             "payloadType": self.payload_type,
@@ -98,15 +112,24 @@ class Envelope:
         return json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n"
 
     def keys_that_signed(self, candidates: Iterable[PublicKey]) -> list[PublicKey]:
-        """The distinct candidate keys with at least one valid signature over this envelope."""
-        message = pae(self.payload_type, self.payload)
-        found: dict[str, PublicKey] = {}
+        """The distinct candidate keys with a valid signature over this envelope, in candidate
+        order. A signature's key id only decides which key is tried first; every candidate key
+        not yet matched is tried before a signature is given up on."""
+        keys: dict[str, PublicKey] = {}
         for key in candidates:
-            if key.keyid in found:
+            keys.setdefault(key.keyid, key)
+        message = pae(self.payload_type, self.payload)
+        found: set[str] = set()
+        for s in self.signatures:
+            hinted = keys.get(s.keyid)
+            if hinted is not None and s.keyid not in found and hinted.verifies(s.sig, message):
+                found.add(s.keyid)
                 continue
-            if any(key.verifies(s.sig, message) for s in self.signatures):
-                found[key.keyid] = key
-        return list(found.values())
+            for keyid, key in keys.items():
+                if keyid not in found and key is not hinted and key.verifies(s.sig, message):
+                    found.add(keyid)
+                    break
+        return [key for keyid, key in keys.items() if keyid in found]
 
 
 def sign_envelope(

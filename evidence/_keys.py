@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -36,13 +37,29 @@ def _algorithm_of(key: _PublicKeyTypes, source: str) -> KeyAlgorithm:
     )
 
 
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
 @dataclass(frozen=True)
 class PublicKey:
-    """A verification key. ``keyid`` is the sha256 of its DER SubjectPublicKeyInfo, in hex."""
+    """A verification key. ``keyid`` is the sha256 of its DER SubjectPublicKeyInfo, in hex.
+
+    The key is parsed once, when the object is made; ``verifies`` only runs the signature check.
+    """
 
     algorithm: KeyAlgorithm
     keyid: str
     _key: _PublicKeyTypes = field(repr=False, compare=False)
+    _verify: Callable[[bytes, bytes], None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key = self._key
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            check = key.verify
+        else:
+            def check(signature: bytes, data: bytes) -> None:
+                key.verify(signature, data, _ECDSA_SHA256)
+        object.__setattr__(self, "_verify", check)
 
     @classmethod
     def from_pem(cls, pem: bytes, *, source: str = "<pem>") -> PublicKey:
@@ -70,10 +87,7 @@ class PublicKey:
     def verifies(self, signature: bytes, data: bytes) -> bool:
         """True when ``signature`` is this key's signature over ``data``."""
         try:
-            if isinstance(self._key, ed25519.Ed25519PublicKey):
-                self._key.verify(signature, data)
-            else:
-                self._key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            self._verify(signature, data)
         except InvalidSignature:
             return False
         return True
@@ -124,7 +138,7 @@ class SigningKey:
     def sign(self, data: bytes) -> bytes:
         if isinstance(self._key, ed25519.Ed25519PrivateKey):
             return self._key.sign(data)
-        return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+        return self._key.sign(data, _ECDSA_SHA256)
 
     def private_pem(self) -> bytes:
         return self._key.private_bytes(

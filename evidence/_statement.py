@@ -1,17 +1,20 @@
 """in-toto Statement v1: the layer that binds a predicate to the weights it speaks about.
 
 Statements are written canonically (sorted keys, compact separators) and parsed only from
-bytes whose signature was verified first.
+bytes whose signature was verified first. JSON is read strictly: a repeated key or a
+non-finite number (``NaN``, ``Infinity``) is refused, so no two parsers can read one signed
+document two ways.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from .errors import StatementFormatError
+from .errors import EvidenceInvalid, StatementFormatError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 
@@ -23,6 +26,8 @@ PREDICATE_TYPES: dict[str, str] = {
     "rollback-plan": "https://slmgate.dev/rollback-plan/v0.1",
     "approval": "https://slmgate.dev/approval/v0.1",
     "decision-record": "https://slmgate.dev/decision-record/v0.1",
+    "data-card": "https://slmgate.dev/data-card/v0.1",
+    "model-card": "https://slmgate.dev/model-card/v0.1",
 }
 PREDICATE_KINDS: dict[str, str] = {uri: kind for kind, uri in PREDICATE_TYPES.items()}
 
@@ -35,7 +40,36 @@ ISSUED_AT_FIELD: dict[str, str] = {
     "rollback-plan": "created_at",
     "approval": "approved_at",
     "decision-record": "decided_at",
+    "data-card": "created_at",
+    "model-card": "created_at",
 }
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"key {key!r} appears twice in one object")
+            seen.add(key)
+    return doc
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+
+
+def strict_json(raw: bytes, error: type[EvidenceInvalid], what: str) -> Any:
+    """Parse UTF-8 JSON, refusing repeated keys and NaN/Infinity with ``error``."""
+    try:
+        return _STRICT_DECODER.decode(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise error(f"{what} is not JSON as slmgate accepts it ({exc})") from exc
 
 
 def format_time(moment: datetime) -> str:
@@ -89,10 +123,8 @@ class Statement:
 
     @classmethod
     def parse(cls, raw: bytes) -> Statement:
-        try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise StatementFormatError(f"payload is not JSON ({exc})") from exc
+        """Parse verified bytes; refuse anything that is not a Statement v1 slmgate accepts."""
+        doc = strict_json(raw, StatementFormatError, "payload")
         if not isinstance(doc, dict) or doc.get("_type") != STATEMENT_TYPE:
             got = doc.get("_type") if isinstance(doc, dict) else type(doc).__name__
             raise StatementFormatError(f"payload is not an in-toto Statement v1 (_type {got!r})")
@@ -104,7 +136,14 @@ class Statement:
             digest = s.get("digest") if isinstance(s, dict) else None
             if not isinstance(digest, dict) or not isinstance(digest.get("sha256"), str):
                 raise StatementFormatError(f"statement: subject[{i}] lacks a sha256 digest")
-            parsed.append((str(s.get("name", "")), digest["sha256"].lower()))
+            sha256 = digest["sha256"].lower()
+            if not _SHA256_HEX.fullmatch(sha256):
+                raise StatementFormatError(
+                    f"statement: subject[{i}].digest.sha256 is not 64 hex digits")
+            name = s.get("name", "")
+            if not isinstance(name, str):
+                raise StatementFormatError(f"statement: subject[{i}].name must be a string")
+            parsed.append((name, sha256))
         ptype = doc.get("predicateType")
         if ptype not in PREDICATE_KINDS:
             raise StatementFormatError(f"statement: unknown predicateType {ptype!r}")

@@ -1,11 +1,14 @@
 """The trust policy and envelope verification against it.
 
-``verify_envelope`` is the one place evidence is accepted; its docstring is the order.
+``verify_envelope`` is the one place evidence is accepted; its docstring is the order. It keeps
+no state between calls: the trust policy is an immutable value (its key index is built once,
+when the policy is made).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,6 +17,7 @@ from typing import Any
 
 from ._dsse import IN_TOTO_PAYLOAD_TYPE, Envelope
 from ._keys import PublicKey
+from ._predicates import check_predicate
 from ._statement import PREDICATE_TYPES, Statement, format_time, parse_time
 from .errors import (
     EvidenceInvalid,
@@ -30,10 +34,17 @@ from .errors import (
     VerificationUnavailable,
 )
 
+_KEYID = re.compile(r"[0-9a-f]{64}")
+
 
 @dataclass(frozen=True)
 class TrustedIdentity:
-    """A service identity or a person, with the one key it signs with."""
+    """A service identity or a person, with the one key it signs with.
+
+    A person may hold several keys (a laptop and a hardware token, say): one identity per key,
+    each naming the same ``person``. Thresholds count distinct keys *and* distinct principals,
+    so one person's two keys never count twice.
+    """
 
     name: str
     kind: str  # "service" | "person"
@@ -42,6 +53,12 @@ class TrustedIdentity:
     may_sign: frozenset[str]
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+    person: str | None = None  # who holds the key, when one person holds several
+
+    @property
+    def principal(self) -> str:
+        """Who is counted for thresholds: the ``person`` holding the key, else the identity."""
+        return self.person or self.name
 
     def valid_at(self, moment: datetime) -> bool:
         if self.valid_from and moment < self.valid_from:
@@ -51,11 +68,37 @@ class TrustedIdentity:
 
 @dataclass(frozen=True)
 class TrustPolicy:
+    """Who may vouch for what: identities and their keys, revocations, thresholds per predicate
+    kind (distinct keys held by distinct principals), and the maximum age of each kind."""
+
     identities: tuple[TrustedIdentity, ...]
     revoked_keyids: frozenset[str] = frozenset()
     thresholds: Mapping[str, int] = field(default_factory=dict)
     max_age: Mapping[str, timedelta] = field(default_factory=dict)
     max_clock_skew: timedelta = timedelta(minutes=5)
+    _by_keyid: Mapping[str, TrustedIdentity] = field(init=False, repr=False, compare=False)
+    _keys: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_keyid: dict[str, TrustedIdentity] = {}
+        for ident in self.identities:
+            if ident.key.keyid in by_keyid:
+                raise InputError(
+                    f"identities {by_keyid[ident.key.keyid].name!r} and {ident.name!r} share one key",
+                    field=f"identities.{ident.name}.public_key",
+                    advice="each identity needs its own key, or thresholds mean nothing",
+                )
+            by_keyid[ident.key.keyid] = ident
+        object.__setattr__(self, "_by_keyid", by_keyid)
+        object.__setattr__(self, "_keys", tuple(i.key for i in self.identities))
+
+    @property
+    def keys(self) -> tuple[PublicKey, ...]:
+        """Every trusted key (revoked ones too: revocation is judged after the signature)."""
+        return self._keys
+
+    def identity_of(self, key: PublicKey) -> TrustedIdentity:
+        return self._by_keyid[key.keyid]
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any], *, base_dir: Path, source: str) -> TrustPolicy:
@@ -82,32 +125,52 @@ class TrustPolicy:
                 valid_until = _optional_time(ident.get("valid_until"), f"{where}.valid_until")
             except ValueError as exc:
                 raise InputError(str(exc), file=source) from exc
+            if valid_from and valid_until and valid_until < valid_from:
+                raise InputError("valid_until is before valid_from", file=source,
+                                 field=f"{where}.valid_until")
+            person = ident.get("person")
+            if person is not None and (not isinstance(person, str) or not person.strip()):
+                raise InputError("expected the name of the person holding this key",
+                                 file=source, field=f"{where}.person")
+            if person is not None and ident["kind"] != "person":
+                raise InputError("only identities of kind person name a person",
+                                 file=source, field=f"{where}.person")
             identities.append(
                 TrustedIdentity(
                     name=name, kind=ident["kind"], role=ident.get("role") or name, key=key,
                     may_sign=frozenset(ident["may_sign"]),
-                    valid_from=valid_from, valid_until=valid_until,
+                    valid_from=valid_from, valid_until=valid_until, person=person,
                 )
             )
         if not identities:
             raise InputError("a trust policy must name at least one identity",
                              file=source, field="identities")
-        seen: dict[str, str] = {}
-        for ident in identities:
-            if ident.key.keyid in seen:
+        for section in ("thresholds", "max_age_days"):
+            unknown = sorted(set(doc.get(section, {})) - PREDICATE_TYPES.keys())
+            if unknown:
                 raise InputError(
-                    f"identities {seen[ident.key.keyid]!r} and {ident.name!r} share one key",
-                    file=source, field=f"identities.{ident.name}.public_key",
-                    advice="each identity needs its own key, or thresholds mean nothing",
+                    f"unknown predicate kinds {unknown}; expected some of {sorted(PREDICATE_TYPES)}",
+                    file=source, field=section,
+                    advice="a misspelt kind would silently fall back to the default",
                 )
-            seen[ident.key.keyid] = ident.name
-        return cls(
-            identities=tuple(identities),
-            revoked_keyids=frozenset(doc.get("revoked_keyids", [])),
-            thresholds=dict(doc.get("thresholds", {})),
-            max_age={k: timedelta(days=v) for k, v in doc.get("max_age_days", {}).items()},
-            max_clock_skew=timedelta(minutes=doc.get("max_clock_skew_minutes", 5)),
-        )
+        revoked = [str(k).lower() for k in doc.get("revoked_keyids", [])]
+        for i, keyid in enumerate(revoked):
+            if not _KEYID.fullmatch(keyid):
+                raise InputError(
+                    f"{keyid!r} is not a key id", file=source, field=f"revoked_keyids.{i}",
+                    advice="a key id is the sha256 (hex) of the key's DER SubjectPublicKeyInfo, "
+                           "as `slmgate keys generate` prints it",
+                )
+        try:
+            return cls(
+                identities=tuple(identities),
+                revoked_keyids=frozenset(revoked),
+                thresholds=dict(doc.get("thresholds", {})),
+                max_age={k: timedelta(days=v) for k, v in doc.get("max_age_days", {}).items()},
+                max_clock_skew=timedelta(minutes=doc.get("max_clock_skew_minutes", 5)),
+            )
+        except InputError as exc:  # e.g. two identities sharing one key: say which file
+            raise InputError(exc.detail, file=source, field=exc.field, advice=exc.advice) from exc
 
 
 def _optional_time(value: Any, what: str) -> datetime | None:
@@ -161,7 +224,8 @@ class VerificationResult:
         return cls(
             ref=ev.ref, envelope_sha256=ev.envelope_sha256, verified=True, kind=st.kind,
             predicate_type=st.predicate_type,
-            signers=tuple(f"{s.name} ({s.role}, {s.kind})" for s in ev.signers),
+            signers=tuple(f"{s.name} ({s.role}, {s.kind}{f': {s.person}' if s.person else ''})"
+                          for s in ev.signers),
             issued_at=format_time(st.issued_at), subject_sha256=st.subjects[0][1],
         )
 
@@ -174,7 +238,8 @@ class VerificationResult:
 
 
 def verify_envelope(
-    raw: bytes, trust: TrustPolicy, *, subject_sha256: str, now: datetime, ref: str = "envelope"
+    raw: bytes, trust: TrustPolicy, *, subject_sha256: str | None, now: datetime,
+    ref: str = "envelope",
 ) -> VerifiedEvidence:
     """Verify one DSSE envelope against ``trust`` and bind it to the candidate's weights.
 
@@ -187,24 +252,30 @@ def verify_envelope(
     5. drop revoked keys                                            KeyRevokedError
     6. drop keys outside their validity window at issue time        KeyNotValidError
     7. drop keys not allowed to sign this predicate kind            KeyNotAuthorizedError
-    8. distinct remaining keys meet the kind's threshold            ThresholdError
-    9. a subject is the candidate's weights root digest             SubjectMismatchError
-    10. issued no later than now + skew, no older than max age      FutureEvidenceError,
+    8. distinct remaining keys of distinct principals meet the
+       kind's threshold                                             ThresholdError
+    9. the predicate matches its kind's JSON Schema                 PredicateSchemaError
+    10. a subject is the candidate's weights root digest            SubjectMismatchError
+    11. issued no later than now + skew, no older than max age      FutureEvidenceError,
                                                                     StaleEvidenceError
+        (a kind the trust policy gives no max age cannot be judged) VerificationUnavailable
+
+    Key ids in the envelope are hints for which key to try first, never trusted. Passing
+    ``subject_sha256=None`` skips step 10: the statement is then bound to no weights at all,
+    which only an interactive ``slmgate evidence verify`` without ``--subject`` does.
     """
     envelope = Envelope.from_json(raw)
     if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
         raise PayloadTypeError(
             f"payloadType {envelope.payload_type!r}, expected {IN_TOTO_PAYLOAD_TYPE!r}"
         )
-    by_keyid = {i.key.keyid: i for i in trust.identities}
-    signed = envelope.keys_that_signed(i.key for i in trust.identities)
+    signed = envelope.keys_that_signed(trust.keys)
     if not signed:
         raise SignatureError(
             f"none of {len(envelope.signatures)} signature(s) verifies under a trusted key"
         )
     statement = Statement.parse(envelope.payload)
-    signers = [by_keyid[k.keyid] for k in signed]
+    signers = [trust.identity_of(k) for k in signed]
 
     live = [s for s in signers if s.key.keyid not in trust.revoked_keyids]
     if not live:
@@ -218,15 +289,26 @@ def verify_envelope(
     if not allowed:
         raise KeyNotAuthorizedError(f"{_names(valid)} may not sign {statement.kind}")
     needed = trust.thresholds.get(statement.kind, 1)
-    if len(allowed) < needed:
+    principals = {s.principal for s in allowed}
+    if len(principals) < needed:
+        held = f" held by {len(principals)} principal(s)" if len(principals) < len(allowed) else ""
         raise ThresholdError(
-            f"{statement.kind} needs {needed} distinct authorised key(s), got {len(allowed)}"
+            f"{statement.kind} needs {needed} distinct authorised key(s) of distinct principals, "
+            f"got {len(allowed)} key(s){held}: {_names(allowed)}"
         )
-    if not statement.is_about(subject_sha256):
+    check_predicate(statement.kind, statement.predicate)
+    if subject_sha256 is not None and not statement.is_about(subject_sha256):
         got = ", ".join(d[:16] for _, d in statement.subjects)
         raise SubjectMismatchError(
             f"statement is about sha256 {got}…, not the candidate {subject_sha256[:16]}…"
         )
+    check_freshness(statement, trust, now)
+    return VerifiedEvidence(ref, statement, tuple(allowed), hashlib.sha256(raw).hexdigest())
+
+
+def check_freshness(statement: Statement, trust: TrustPolicy, now: datetime) -> None:
+    """Step 11 of ``verify_envelope``, the only step that depends on the evaluation time: issued
+    no later than ``now`` plus the allowed skew, and no older than the kind's maximum age."""
     if statement.issued_at > now + trust.max_clock_skew:
         raise FutureEvidenceError(
             f"issued {format_time(statement.issued_at)}, after the evaluation time {format_time(now)}"
@@ -242,7 +324,6 @@ def verify_envelope(
         raise StaleEvidenceError(
             f"{statement.kind} is {days:.1f} days old; the maximum is {max_age.days} days"
         )
-    return VerifiedEvidence(ref, statement, tuple(allowed), hashlib.sha256(raw).hexdigest())
 
 
 def _names(identities: list[TrustedIdentity]) -> str:

@@ -10,7 +10,8 @@
     │   ├── KeyRevokedError           the only valid signatures come from revoked keys
     │   ├── KeyNotValidError          the signing key was outside its validity window at signing time
     │   ├── KeyNotAuthorizedError     the key may not sign this predicate type
-    │   ├── ThresholdError            fewer distinct authorised keys than the trust policy asks
+    │   ├── ThresholdError            fewer distinct authorised keys (or people) than the policy asks
+    │   ├── PredicateSchemaError      the predicate does not match its kind's JSON Schema
     │   ├── SubjectMismatchError      the statement is about other weights than the candidate's
     │   ├── ManifestMismatchError     a weights manifest disagrees with its subject or the files
     │   ├── StaleEvidenceError        older than the trust policy's maximum age
@@ -93,6 +94,17 @@ class KeyNotAuthorizedError(EvidenceInvalid):
 
 class ThresholdError(EvidenceInvalid):
     step = "threshold"
+
+
+class PredicateSchemaError(EvidenceInvalid):
+    """The signed predicate does not match the published JSON Schema of its kind; ``field`` is
+    the dotted path of the first offending field ("(predicate)" for the predicate itself)."""
+
+    step = "predicate"
+
+    def __init__(self, message: str, *, field: str = "(predicate)", advice: str = "") -> None:
+        super().__init__(message, advice=advice)
+        self.field = field
 
 
 class SubjectMismatchError(EvidenceInvalid):

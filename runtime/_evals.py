@@ -222,7 +222,8 @@ def _harness_version() -> str:
 
 
 def run_eval(candidate_dir: str | Path, baseline_dir: str | Path,
-             suite_dir: str | Path | None = None, *, device: str = "cpu") -> dict[str, Any]:
+             suite_dir: str | Path | None = None, *, device: str = "cpu",
+             dtype: str = "float32") -> dict[str, Any]:
     """Run every layer of the suite over the candidate and the baseline model.
 
     Returns the eval-result predicate (JSON-able, floats rounded to 6 decimals): suite and
@@ -235,8 +236,8 @@ def run_eval(candidate_dir: str | Path, baseline_dir: str | Path,
 
     started_at = _utc_now()
     suite = load_suite(suite_dir)
-    models = {"candidate": load_model(candidate_dir, device=device),
-              "baseline": load_model(baseline_dir, device=device)}
+    models = {"candidate": load_model(candidate_dir, device=device, dtype=dtype),
+              "baseline": load_model(baseline_dir, device=device, dtype=dtype)}
     for role, model in models.items():
         if set(model.labels) != set(suite.labels):
             raise SuiteError(f"{role} model labels {list(model.labels)} differ from the labels "

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 MODEL_FORMAT = "slmgate.runtime/ticket-classifier"
 MODEL_FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
+TORCH_WEIGHTS_FILE = "pytorch_model.bin"  # the same state dict written by torch.save
 CONFIG_FILE = "config.json"
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -216,11 +217,25 @@ def resolve_device(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
     return dev, getattr(torch, dtype)
 
 
-def load_model(model_dir: str | Path, device: str = "cpu", dtype: str = "float32"
-               ) -> TriageModel:
-    """Load a model directory written by :func:`train_model` onto ``device`` as ``dtype``."""
+def _read_weights(root: Path) -> dict[str, torch.Tensor]:
+    """The state dict from ``model.safetensors``, or else from ``pytorch_model.bin`` (loaded
+    with ``weights_only=True``: tensors only, no pickled code)."""
     import torch
     from safetensors.torch import load_file
+
+    if (root / WEIGHTS_FILE).exists() or not (root / TORCH_WEIGHTS_FILE).exists():
+        return load_file(str(root / WEIGHTS_FILE), device="cpu")
+    state = torch.load(root / TORCH_WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{root / TORCH_WEIGHTS_FILE}: not a state dict")
+    return state
+
+
+def load_model(model_dir: str | Path, device: str = "cpu", dtype: str = "float32"
+               ) -> TriageModel:
+    """Load a model directory written by :func:`train_model` onto ``device`` as ``dtype``;
+    its weights may also be a ``pytorch_model.bin`` converted from the safetensors file."""
+    import torch
 
     dev, torch_dtype = resolve_device(device, dtype)
     root = Path(model_dir)
@@ -243,7 +258,7 @@ def load_model(model_dir: str | Path, device: str = "cpu", dtype: str = "float32
                          f"feature buckets ({hashing.num_buckets})")
     with torch.random.fork_rng(devices=[]):  # the throwaway init must not move the caller's RNG
         network = _build_network(emb["num_embeddings"], emb["embedding_dim"], len(labels))
-    network.load_state_dict(load_file(str(root / WEIGHTS_FILE), device="cpu"), strict=True)
+    network.load_state_dict(_read_weights(root), strict=True)
     network.to(device=dev, dtype=torch_dtype)
     network.eval()
     return TriageModel(network, labels, hashing, str(dev), dtype)

@@ -69,3 +69,22 @@ def test_explain_shows_facts_and_policy_data(world: World, tmp_path: Path) -> No
     assert result.exit_code == 1, result.output
     assert '"limit": 0.8' in result.output and '"candidate": 0.5' in result.output
     assert "passed gate.regression.accuracy.min" in result.output
+
+
+def test_an_eval_without_a_baseline_never_approves(world: World, tmp_path: Path) -> None:
+    from tests.conftest import eval_predicate
+
+    predicate = eval_predicate(world.baseline_sha)
+    predicate["baseline"] = None
+    for layer in predicate["layers"].values():
+        for metric in layer["metrics"].values():
+            metric["baseline"] = None
+    evidence = world.standard_evidence()
+    evidence["eval-result"] = world.envelope("eval-harness", "eval-result", predicate)
+    request = load_request(world.request(tmp_path / "r", evidence))
+    bundle = load_bundle(world.policies)
+    result = evaluate_promotion(request, bundle, CompiledPolicy(bundle), now=NOW)
+    assert result.facts["evidence"]["eval"]["baseline_matches"] is False
+    assert result.decision.outcome == "deny"
+    denied = {f["rule_id"] for f in result.decision.findings if f["severity"] == "deny"}
+    assert {"evidence.eval.baseline", "gate.stress.accuracy.max_drop"} <= denied

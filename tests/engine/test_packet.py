@@ -17,6 +17,7 @@ import pikepdf
 import pytest
 from pypdf import PdfReader
 
+from slmgate.engine._packet_view import packet_view
 from slmgate.engine.packet import Attachment, PacketError, TemplateFetcher, render_packet
 
 DIGEST = "sha256:" + "ab12" * 16
@@ -163,12 +164,37 @@ def test_bookmarks_follow_sections(rendered: Path) -> None:
     assert str(top.title).startswith("Promotion packet")
     assert [item.title for item in sections if not isinstance(item, list)] == [
         "Release diff",
-        "Findings",
-        "Checks passed",
-        "Approvals still needed",
+        "Findings and checks",
         "Evidence",
+        "Approvals",
         "Serving configuration",
+        "Records of processing",
+        "Control mapping",
+        "Attached files and re-verification",
     ]
+    assert not any(isinstance(item, list) for item in sections)  # h3 are not bookmarks
+
+
+def test_release_diff_is_one_page_with_a_chart_per_layer(rendered: Path) -> None:
+    pages = [page.extract_text() for page in PdfReader(rendered).pages]
+    diff = [i for i, text in enumerate(pages) if "Release diff" in text and "Metrics moved" in text]
+    assert diff == [1]
+    assert "Accepted risks" in pages[1] and "jane.doe" in pages[1]
+    assert "Findings and checks" in pages[2].splitlines()[:4]  # the next page starts the next section
+    view = packet_view(sample_content())
+    assert [c["layer"] for c in view["charts"]] == ["regression"]
+    svg = str(view["charts"][0]["svg"])
+    assert svg.startswith("<svg") and "<script" not in svg and "http:" not in svg.replace(
+        "http://www.w3.org/2000/svg", "")
+    assert 'fill="#1e7b34"' in svg  # the candidate bar of a passed gate
+
+
+def test_every_page_has_running_headers_and_page_n_of_m(rendered: Path) -> None:
+    pages = PdfReader(rendered).pages
+    for n, page in enumerate(pages, 1):
+        text = page.extract_text()
+        assert "decision dec-2f9a0c1e" in text and "support-triage 1.1.0" in text
+        assert f"page {n} of {len(pages)}" in text
 
 
 def test_attachments_are_embedded_byte_for_byte(rendered: Path) -> None:
@@ -308,3 +334,41 @@ def test_duplicate_attachment_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(PacketError, match="unique"):
         render_packet(sample_content(), twice, tmp_path / "packet.pdf")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_control_mapping_states_what_the_decision_evidences() -> None:
+    from slmgate.engine._decision import Decision
+    from slmgate.engine._packet_controls import SECTIONS, control_rows
+
+    checks = [{"rule_id": "approval.release-manager", "passed": False, "message": ""},
+              {"rule_id": "gate.stress.accuracy.min", "passed": True, "message": ""},
+              {"rule_id": "gate.policy.false_escalation_rate.max", "passed": False, "message": ""}]
+    decision = Decision(
+        id="dec-1", outcome="review", tier="human_signoff", findings=[], checks=checks,
+        approvals_needed=[{"role": "release-manager", "count": 1}],
+        waivers_applied=[{"id": "W-1", "rule_id": "gate.policy.false_escalation_rate.max"}],
+        waivers_expired=[], request={}, evidence=[], bundle_digest="", policy_revision=None,
+        evaluated_at="")
+    rows = control_rows(decision, {"evidence": [{"kind": "eval-result", "verified": True}]})
+    by = {(r["control"], r["title"]): r for r in rows}
+    assert {r["framework"] for r in rows} == {"SOC 2", "ISO/IEC 42001", "EU AI Act"}
+    assert {r["control"] for r in rows} >= {"CC8.1", "A.6.2.4", "A.6.2.5", "A.6.2.6", "Annex IV(2)",
+                                           "Annex IV(3)", "Annex IV(4)", "Annex IV(6)"}
+    approved = by[("CC8.1", "Change approved")]
+    assert approved["status"] == "gap" and "approval.release-manager" in approved["note"]
+    assert "the decision is review" in approved["note"]
+    tested = by[("CC8.1", "Change tested")]
+    assert tested["status"] == "gap" and "no verified serving-config" in tested["note"]
+    metrics = by[("Annex IV(4)", "Appropriateness of the performance metrics")]
+    assert metrics["status"] == "evidenced" and "under waiver" in metrics["note"]
+    template = (Path(str(importlib.resources.files("slmgate.templates"))) / "packet.html.j2").read_text()
+    for row in rows:
+        for section in row["sections"]:
+            assert f'id="{section["id"]}"' in template and section["title"] == SECTIONS[section["id"]]
+
+
+def test_public_surface_is_pinned() -> None:
+    from slmgate.engine import packet
+
+    assert sorted(packet.__all__) == [
+        "Attachment", "PacketError", "TemplateFetcher", "render_document", "render_packet"]

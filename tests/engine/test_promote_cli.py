@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from slmgate.engine._ledger import record_path
 from slmgate.evidence import format_time
 from tests.conftest import NOW, World
 
@@ -42,7 +43,7 @@ def test_approved_promotion_exits_0_records_and_renders(world: World, tmp_path: 
     assert doc["outcome"] == "approve" and doc["tier"] == "automated"
     assert all(e["verified"] for e in doc["evidence"])
     assert "TORCH-ABSENT" in r.stderr
-    assert (ledger / "decisions" / f"{doc['id']}.dsse.json").is_file()
+    assert (ledger / record_path(doc["id"])).is_file()
     reader = PdfReader(packet)
     assert "APPROVE" in "".join(p.extract_text() for p in reader.pages).upper()
     assert "decision-record.dsse.json" in reader.attachments

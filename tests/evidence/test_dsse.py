@@ -1,16 +1,30 @@
-"""DSSE envelopes and keys: PAE, both base64 alphabets, several signatures, mutation never passes."""
+"""DSSE envelopes and keys: PAE, both base64 alphabets, several signatures, key ids as hints,
+strict parsing, and mutation of any byte never verifying other content."""
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slmgate.evidence import Envelope, PublicKey, SigningKey, pae, sign_envelope
-from slmgate.evidence.errors import EnvelopeFormatError, InputError
+from slmgate.evidence import (
+    IN_TOTO_PAYLOAD_TYPE,
+    PREDICATE_TYPES,
+    Envelope,
+    PublicKey,
+    SigningKey,
+    TrustedIdentity,
+    TrustPolicy,
+    make_statement,
+    pae,
+    sign_envelope,
+    verify_envelope,
+)
+from slmgate.evidence.errors import EnvelopeFormatError, EvidenceInvalid, InputError
 
 ED = SigningKey.generate("ed25519")
 EC = SigningKey.generate("ecdsa-p256")
@@ -75,6 +89,70 @@ def test_not_json_is_refused() -> None:
         Envelope.from_json(b"\x00garbage")
 
 
+@pytest.mark.parametrize("raw, message", [
+    (b'{"payload": "e30=", "payload": "e30=", "payloadType": "t", "signatures": []}', "twice"),
+    (b'{"payload": "e30=", "payloadType": "t", "signatures": [{"sig": "AA==", "sig": "AQ=="}]}',
+     "twice"),
+    (b'{"payload": "e30=", "payloadType": "t", "signatures": [{"sig": "AA==", "x": NaN}]}', "NaN"),
+])
+def test_repeated_keys_and_non_finite_numbers_are_refused(raw: bytes, message: str) -> None:
+    """Two parsers must never read one envelope two ways (JSON leaves repeated keys open)."""
+    with pytest.raises(EnvelopeFormatError, match=message):
+        Envelope.from_json(raw)
+
+
+def _with_payload(text: str) -> bytes:
+    doc = json.loads(sign_envelope(PAYLOAD, [ED]).to_json())
+    doc["payload"] = text
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("ab+_", "not a mix"),  # standard and URL-safe letters in one string
+    ("abd", "not canonical"),  # "d" (29) leaves a stray bit set in the last character
+    ("abc==", "wrong length or padding"),
+    ("a", "wrong length or padding"),
+    ("YQ=", "wrong length or padding"),
+    ("YQ==YQ==", "not base64"),  # padding in the middle
+    ("Y Q=", "not base64"),
+])
+def test_only_canonical_base64_in_one_alphabet_is_accepted(text: str, message: str) -> None:
+    with pytest.raises(EnvelopeFormatError, match=message):
+        Envelope.from_json(_with_payload(text))
+
+
+@pytest.mark.parametrize("text, decoded", [
+    ("YQ==", b"a"), ("YQ", b"a"), ("-_8=", b"\xfb\xff"), ("+/8", b"\xfb\xff"), ("", b""),
+])
+def test_padded_unpadded_standard_and_url_safe_spellings_decode(text: str, decoded: bytes) -> None:
+    assert Envelope.from_json(_with_payload(text)).payload == decoded
+
+
+def test_a_key_id_hint_is_tried_first_but_never_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    others = [SigningKey.generate() for _ in range(5)]
+    candidates = [k.public_key for k in others] + [ED.public_key]
+    calls: list[str] = []
+    real = PublicKey.verifies
+
+    def counting(self: PublicKey, signature: bytes, data: bytes) -> bool:
+        calls.append(self.keyid)
+        return real(self, signature, data)
+
+    monkeypatch.setattr(PublicKey, "verifies", counting)
+    env = sign_envelope(PAYLOAD, [ED])
+    assert env.keys_that_signed(candidates) == [ED.public_key]
+    assert calls == [ED.keyid]  # the hint named the right key: one verification
+    calls.clear()
+    for hint in ("", others[0].keyid, "not-a-key-id"):
+        sig = type(env.signatures[0])(hint, env.signatures[0].sig)
+        lying = Envelope(env.payload_type, env.payload, (sig,))
+        assert lying.keys_that_signed(candidates) == [ED.public_key]
+    calls.clear()
+    unsigned = sign_envelope(PAYLOAD, [EC])
+    assert unsigned.keys_that_signed(candidates) == []
+    assert sorted(calls) == sorted(k.keyid for k in candidates)  # every key tried before giving up
+
+
 def test_private_key_round_trip_and_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from slmgate.evidence import write_key_pair
 
@@ -88,9 +166,9 @@ def test_private_key_round_trip_and_mode(tmp_path) -> None:  # type: ignore[no-u
 
 @settings(max_examples=150, deadline=None)
 @given(position=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7),
-       target=st.sampled_from(["payload", "sig", "type"]))
-def test_flipping_any_bit_never_verifies(position: int, bit: int, target: str) -> None:
-    env = sign_envelope(PAYLOAD, [ED])
+       target=st.sampled_from(["payload", "sig", "type"]), key=st.sampled_from([ED, EC]))
+def test_flipping_any_bit_never_verifies(position: int, bit: int, target: str, key: SigningKey) -> None:
+    env = sign_envelope(PAYLOAD, [key])
     if target == "payload":
         data = bytearray(env.payload)
         data[position % len(data)] ^= 1 << bit
@@ -104,4 +182,62 @@ def test_flipping_any_bit_never_verifies(position: int, bit: int, target: str) -
         t = bytearray(env.payload_type.encode())
         t[position % len(t)] ^= 1 << bit
         env = Envelope(t.decode("latin-1"), env.payload, env.signatures)
-    assert env.keys_that_signed([ED.public_key]) == []
+    assert env.keys_that_signed([ED.public_key, EC.public_key]) == []
+
+
+# --------------------------------------------- any byte of the serialized envelope, full verify
+
+SUBJECT = "ab" * 32
+SIGNED_AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+STATEMENT = make_statement("m", SUBJECT, "rollback-plan", {
+    "created_at": "2026-11-20T12:00:00Z", "owner": "release-manager", "mechanism": "flag",
+    "max_rollback_minutes": 10, "last_drill": "2026-11-01"})
+TRUST = TrustPolicy(
+    identities=tuple(TrustedIdentity(n, "service", n, k.public_key, frozenset(PREDICATE_TYPES))
+                     for n, k in (("ed", ED), ("ec", EC))),
+    max_age={k: timedelta(days=30) for k in PREDICATE_TYPES})
+SIGNED = {"ed": sign_envelope(STATEMENT, [ED]).to_json(), "ec": sign_envelope(STATEMENT, [EC]).to_json(),
+          "both": sign_envelope(STATEMENT, [EC, ED]).to_json()}
+
+
+def _signed_regions(raw: bytes) -> list[range]:
+    """Byte ranges of the payload and payloadType values: what the signatures cover."""
+    regions = []
+    for value in (json.loads(raw)["payload"], IN_TOTO_PAYLOAD_TYPE):
+        start = raw.index(b'"' + value.encode() + b'"') + 1
+        regions.append(range(start, start + len(value)))
+    return regions
+
+
+def _assert_mutation_is_harmless(original: bytes, position: int, value: int) -> None:
+    """A mutated envelope either fails verification, or verifies exactly what was signed —
+    the change then fell on a key id hint, insignificant whitespace, a JSON key we ignore or an
+    equivalent base64 spelling of a signature; never on the payload or its type."""
+    mutated = original[:position] + bytes([value]) + original[position + 1:]
+    try:
+        ev = verify_envelope(mutated, TRUST, subject_sha256=SUBJECT, now=SIGNED_AT)
+    except EvidenceInvalid:
+        return
+    assert ev.statement.raw == STATEMENT
+    env = Envelope.from_json(mutated)
+    assert (env.payload_type, env.payload) == (IN_TOTO_PAYLOAD_TYPE, STATEMENT)
+    assert not any(position in r for r in _signed_regions(original)), (position, chr(value))
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), which=st.sampled_from(sorted(SIGNED)))
+def test_mutating_any_byte_of_the_envelope_never_verifies_other_content(
+    data: st.DataObject, which: str
+) -> None:
+    raw = SIGNED[which]
+    position = data.draw(st.integers(min_value=0, max_value=len(raw) - 1), label="position")
+    value = data.draw(st.integers(min_value=0, max_value=255).filter(lambda v: v != raw[position]),
+                      label="value")
+    _assert_mutation_is_harmless(raw, position, value)
+
+
+@pytest.mark.parametrize("which", sorted(SIGNED))
+def test_every_byte_position_flipped_never_verifies_other_content(which: str) -> None:
+    raw = SIGNED[which]
+    for position in range(len(raw)):
+        _assert_mutation_is_harmless(raw, position, raw[position] ^ 0x01)

@@ -10,9 +10,12 @@ import slmgate.runtime
 
 def test_all_is_pinned() -> None:
     assert slmgate.runtime.__all__ == [
+        "DeviceUnavailableError",
         "SuiteError",
         "TrainingConfig",
         "capture_serving_config",
+        "import_lm_eval",
+        "import_model_index",
         "load_model",
         "predict",
         "run_eval",

@@ -67,3 +67,38 @@ def test_layout_does_not_matter(state: dict[str, torch.Tensor]) -> None:
 def test_non_tensors_are_refused() -> None:
     with pytest.raises(TypeError, match=r"not a torch\.Tensor"):
         tensor_digest({"w": [1.0, 2.0]})  # type: ignore[dict-item]
+
+
+def test_a_model_converted_to_pytorch_bin_keeps_its_tensor_digest(
+        demo_models: dict[str, Path], tmp_path: Path) -> None:
+    """safetensors -> pytorch_model.bin: other files, other root digest, the same tensors."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from slmgate.evidence import hash_model_dir
+    from slmgate.runtime import capture_serving_config, load_model
+
+    source = demo_models["candidate"]
+    converted = tmp_path / "converted"
+    converted.mkdir()
+    shutil.copy(source / "config.json", converted / "config.json")
+    torch.save(load_file(str(source / "model.safetensors")), converted / "pytorch_model.bin")
+    assert not (converted / "model.safetensors").exists()
+    assert hash_model_dir(converted).root_digest != hash_model_dir(source).root_digest
+    original = tensor_digest(load_model(source).state_dict())
+    assert tensor_digest(load_model(converted).state_dict()) == original
+    captured = capture_serving_config(converted, warmup=0, iterations=1)
+    assert captured["tensor_digest"] == {"sha256": original}
+
+    back = tmp_path / "back"  # and back to safetensors
+    back.mkdir()
+    shutil.copy(source / "config.json", back / "config.json")
+    save_file(torch.load(converted / "pytorch_model.bin", weights_only=True),
+              str(back / "model.safetensors"))
+    assert tensor_digest(load_model(back).state_dict()) == original
+
+    state = torch.load(converted / "pytorch_model.bin", weights_only=True)
+    state["classifier.bias"][0] += 1e-3  # one value
+    torch.save(state, converted / "pytorch_model.bin")
+    assert tensor_digest(load_model(converted).state_dict()) != original

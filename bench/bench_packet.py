@@ -1,0 +1,225 @@
+"""Packet render time: the demo's approved packet, and synthetic packets carrying 10, 25 and 50
+evidence envelopes (3 standard ones plus signed approvals), to show growth in evidence items.
+
+    .venv/bin/python bench/bench_packet.py [--demo-dir out/demo] [--runs 5] [--sizes 10,25,50]
+                                           [--results bench/RESULTS-packet.md]
+
+Without --demo-dir the demo is run first (`slmgate demo`, ~30 s, trains on the CPU). Times are
+for ``render_packet`` alone (content already built), median and minimum of --runs, both wall
+clock and process CPU time (the CPU time is what other load on a shared machine disturbs least);
+one warm-up render per packet is not counted. `slmgate packet render` is also timed once as a
+whole process (imports, record verification, policy replay and render).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import weasyprint  # noqa: E402
+from pypdf import PdfReader  # noqa: E402
+
+from slmgate.engine import CompiledPolicy, evaluate_promotion, load_bundle, load_request  # noqa: E402
+from slmgate.engine._packet_content import packet_attachments, packet_content  # noqa: E402
+from slmgate.engine._packet_verify import read_record, replay_record  # noqa: E402
+from slmgate.engine._scaffold import init_policy_repo  # noqa: E402
+from slmgate.engine.packet import Attachment, render_packet  # noqa: E402
+from slmgate.evidence import (  # noqa: E402
+    SigningKey,
+    format_time,
+    hash_model_dir,
+    make_statement,
+    sign_envelope,
+)
+
+MODEL = "support-triage"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+Parts = tuple[dict[str, Any], list[Attachment]]
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    evidence: int
+    pages: int
+    size: int
+    wall: list[float]
+    cpu: list[float]
+
+
+def _time_render(name: str, evidence: int, parts: Parts, out: Path, runs: int) -> Timing:
+    content, attachments = parts
+    render_packet(content, attachments, out)  # warm-up: fonts, CSS, imports
+    wall, cpu = [], []
+    for _ in range(runs):
+        w, c = time.perf_counter(), time.process_time()
+        render_packet(content, attachments, out)
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return Timing(name, evidence, len(PdfReader(out).pages), out.stat().st_size, wall, cpu)
+
+
+# --- the demo packet ------------------------------------------------------------------------
+
+
+def _demo_parts(demo: Path) -> tuple[Parts, str]:
+    """The approved weekly retrain's packet, rebuilt from the demo's ledger (with its bundle)."""
+    from slmgate.engine._ledger_history import LedgerHistory
+
+    with LedgerHistory(demo / "ledger") as history:
+        for entry in history.decisions():
+            if entry.decision["outcome"] != "approve":
+                continue
+            bundle = load_bundle(demo / "policy-repo")
+            record = read_record(entry.record, bundle.trust, "demo trust policy")
+            request, result, _ = replay_record(record, entry.request, entry.evidence, bundle)
+            return (packet_content(result.decision, result.facts, bundle, result.verified),
+                    packet_attachments(request, record.raw, result.decision, bundle)), entry.decision_id
+    raise SystemExit(f"no approved decision in {demo / 'ledger'}")
+
+
+def _time_cli(demo: Path, decision_id: str, out: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "slmgate.engine.cli", "packet", "render", "--ledger",
+                    str(demo / "ledger"), "--decision", decision_id, "--policies",
+                    str(demo / "policy-repo"), "-o", str(out)], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+# --- synthetic packets with N evidence items ------------------------------------------------
+
+
+def _envelope(key: SigningKey, subject: str, kind: str, predicate: dict[str, Any]) -> bytes:
+    return sign_envelope(make_statement(MODEL, subject, kind, predicate), [key]).to_json()
+
+
+def _synthetic_parts(root: Path, n: int) -> Parts:
+    """A promotion whose request carries ``n`` envelopes: weights manifest, eval result, serving
+    config, and ``n - 3`` approvals from the three approver identities."""
+    if not (root / "policies").exists():
+        init_policy_repo(root / "policies", root / "secrets")
+        for name, seed in (("candidate", b"\x01"), ("baseline", b"\x02")):
+            (root / name).mkdir()
+            (root / name / "model.safetensors").write_bytes(seed * 65536)
+            (root / name / "config.json").write_text(json.dumps({"seed": seed.hex()}))
+    key: Callable[[str], SigningKey] = lambda name: SigningKey.load(root / "secrets" / f"{name}.key")  # noqa: E731
+    manifest = hash_model_dir(root / "candidate", model_name=MODEL)
+    sha, base = manifest.root_digest, hash_model_dir(root / "baseline", model_name=MODEL).root_digest
+    when = format_time(NOW)
+    metrics = {"regression": {"accuracy": (0.95, 0.93), "macro_f1": (0.94, 0.92)},
+               "stress": {"accuracy": (0.90, 0.85)},
+               "policy": {"pii_escalation_recall": (1.0, 1.0), "false_escalation_rate": (0.02, 0.03)}}
+    evidence = {
+        "weights-manifest": _envelope(key("runtime"), sha, "weights-manifest", manifest.to_predicate(when)),
+        "eval-result": _envelope(key("eval-harness"), sha, "eval-result", {
+            "suite": {"name": MODEL, "version": "1"}, "harness": {"name": "bench", "version": "0"},
+            "datasets": [], "started_at": when, "finished_at": when,
+            "baseline": {"name": MODEL, "digest": {"sha256": base}},
+            "serving": {"device": "cpu", "dtype": "float32"},
+            "layers": {layer: {"metrics": {m: {"candidate": c, "baseline": b} for m, (c, b) in ms.items()}}
+                       for layer, ms in metrics.items()}}),
+        "serving-config": _envelope(key("runtime"), sha, "serving-config", {
+            "device": {"type": "cpu", "name": "bench cpu"}, "software": {"torch_version": "2.13.0+cpu"},
+            "dtype": "float32", "quantization": "none", "batch_size": 8, "sequence_length": 64,
+            "latency_ms": {"p50": 0.4, "p95": 0.9}, "throughput_per_s": 1000.0, "captured_at": when}),
+    }
+    approvers = ("ml-lead", "release-manager", "privacy-officer")
+    for i in range(n - 3):
+        evidence[f"approval-{i:03d}"] = _envelope(key(approvers[i % 3]), sha, "approval", {
+            "request_id": f"req-bench-{n}", "request_digest": "sha256:" + "0" * 64,
+            "decision": "approve", "approved_at": when, "comment": f"bench approval {i}"})
+    folder = root / f"req-{n}"
+    folder.mkdir(exist_ok=True)
+    for ref, raw in evidence.items():
+        (folder / f"{ref}.dsse.json").write_bytes(raw)
+    doc = {"apiVersion": "slmgate.dev/v1", "kind": "PromotionRequest", "id": f"req-bench-{n}",
+           "summary": f"bench promotion with {n} envelopes", "requested_by": "bench@example.com",
+           "model": {"name": MODEL, "version": "1.1.0", "weights_digest": f"sha256:{sha}"},
+           "baseline": {"name": MODEL, "version": "1.0.0", "weights_digest": f"sha256:{base}"},
+           "change_classes": ["weights_retrain"], "changes": ["Weights retrained (bench)"],
+           "deployment": {"purpose": "ticket_routing", "regions": ["eu"], "subprocessors": ["eu-gpu-cloud"]},
+           "training_data": [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"}],
+           "evidence": [{"ref": ref, "path": f"{ref}.dsse.json"} for ref in evidence]}
+    (folder / "request.json").write_text(json.dumps(doc, indent=2))
+    request = load_request(folder / "request.json")
+    bundle = load_bundle(root / "policies")
+    result = evaluate_promotion(request, bundle, CompiledPolicy(bundle), now=NOW, bind_weights=False)
+    return (packet_content(result.decision, result.facts, bundle, result.verified),
+            packet_attachments(request, None, result.decision, bundle))
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _row(t: Timing) -> str:
+    return (f"| {t.name} | {t.evidence} | {t.pages} | {t.size / 1024:.0f} KiB | "
+            f"{statistics.median(t.wall):.2f} s | {min(t.wall):.2f} s | "
+            f"{statistics.median(t.cpu):.2f} s |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo-dir", type=Path, default=None)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", default="10,25,50")
+    parser.add_argument("--results", type=Path, default=None, help="Write the markdown here.")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="slmgate-bench-packet-") as tmp_name:
+        tmp = Path(tmp_name)
+        demo = args.demo_dir
+        if demo is None:
+            demo = tmp / "demo"
+            print("running `slmgate demo` first ...", file=sys.stderr)
+            subprocess.run([sys.executable, "-m", "slmgate.engine.cli", "demo", "--out", str(demo)],
+                           check=True, capture_output=True)
+        parts, decision_id = _demo_parts(demo)
+        timings = [_time_render("demo (01-weekly-retrain)", len(parts[0]["evidence"]), parts,
+                                tmp / "demo.pdf", args.runs)]
+        cli = _time_cli(demo, decision_id, tmp / "cli.pdf")
+        for n in sizes:
+            timings.append(_time_render(f"synthetic, {n} envelopes", n, _synthetic_parts(tmp / "w", n),
+                                        tmp / f"n{n}.pdf", args.runs))
+    load_after = os.getloadavg()
+    synthetic = timings[1:]
+    lines = [
+        "| packet | evidence items | pages | size | wall median | wall min | CPU median |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(_row(t) for t in timings),
+    ]
+    if len(synthetic) >= 2:
+        a, b = synthetic[0], synthetic[-1]
+        cpu_a, cpu_b = statistics.median(a.cpu), statistics.median(b.cpu)
+        per_item = (cpu_b - cpu_a) / (b.evidence - a.evidence)
+        lines += ["", f"Growth: {per_item * 1e3:.0f} ms CPU per extra evidence item between "
+                      f"{a.evidence} and {b.evidence}; CPU ratio {cpu_b / cpu_a:.2f} for "
+                      f"{b.evidence / a.evidence:.1f}× the items (linear or better when ≤ that factor)."]
+    lines += ["", f"`slmgate packet render --ledger` as a whole process (imports, record check, policy "
+                  f"replay, render): {cli:.2f} s wall."]
+    env = (f"{platform.node() or 'host'}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+           f"WeasyPrint {weasyprint.__version__}; load average {load_before[0]:.1f} before, "
+           f"{load_after[0]:.1f} after; {args.runs} runs after one warm-up.")
+    report = "\n".join([env, "", *lines])
+    print(report)
+    if args.results:
+        args.results.write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""Importers: eval results made elsewhere, turned into the eval-result predicate.
+
+- :func:`import_lm_eval` reads an lm-evaluation-harness results file (``results``, ``configs``,
+  ``versions``, ``n-samples``, ``config``, ``date``) and refuses a run that did not evaluate
+  every sample: ``config.limit`` set, or a task whose ``effective`` sample count is below its
+  ``original`` one, or a task with no sample counts at all.
+- :func:`import_model_index` reads the ``model-index`` of a Hugging Face model card's YAML
+  front matter.
+
+Each task lands in one layer (``regression`` unless mapped otherwise). Each metric is named
+``<task>__<metric>`` in the schema's alphabet (``[a-z0-9_]``: ``arc_easy__acc_norm``,
+``gsm8k__exact_match__strict_match``) and becomes ``{"candidate": value, "baseline": None,
+"task": ..., "metric": ...}`` with the source's own names kept. Neither source says what a
+baseline scored, so the predicate's ``baseline`` is ``None`` too: no drop against a baseline
+can be computed from it. ``datasets`` lists the tasks whose data digest is known; ``tasks``
+lists every task with its source, version and sample count. Neither importer needs torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slmgate.evidence import format_time, parse_time
+from slmgate.evidence.errors import InputError
+
+from ._evals import LAYERS
+
+LM_EVAL_HARNESS = "lm-evaluation-harness"
+DEFAULT_LAYER = "regression"
+
+
+def parse_layer_map(specs: tuple[str, ...] | list[str]) -> tuple[str, dict[str, str]]:
+    """``--layer`` values: ``LAYER`` (the default for every task) or ``TASK=LAYER``."""
+    default, per_task = DEFAULT_LAYER, {}
+    for spec in specs:
+        task, _, layer = spec.rpartition("=")
+        if layer not in LAYERS:
+            raise InputError(f"layer {layer!r} is not one of {', '.join(LAYERS)}", field="--layer")
+        if task:
+            per_task[task] = layer
+        else:
+            default = layer
+    return default, per_task
+
+
+def _layer_of(task: str, default: str, per_task: Mapping[str, str]) -> str:
+    return per_task.get(task, default)
+
+
+def _check_mapped(per_task: Mapping[str, str], tasks: set[str], file: str) -> None:
+    unknown = sorted(set(per_task) - tasks)
+    if unknown:
+        raise InputError(f"--layer names task(s) not in the results: {', '.join(unknown)}",
+                         file=file, advice=f"tasks here: {', '.join(sorted(tasks))}")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _obj(doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def metric_key(task: str, metric: str) -> str:
+    """``("gsm8k", "exact_match,strict-match")`` -> ``gsm8k__exact_match__strict_match``."""
+    parts = [re.sub(r"[^a-z0-9_]+", "_", p.lower()).strip("_") for p in (task, *metric.split(","))]
+    key = "__".join(p for p in parts if p)
+    return key if key[:1].isalpha() else f"m_{key}"
+
+
+def _add_metric(target: dict[str, Any], task: str, metric: str, value: float, file: str) -> None:
+    key = metric_key(task, metric)
+    if key in target:
+        raise InputError(f"{task} {metric} and {target[key]['task']} {target[key]['metric']} "
+                         f"both become metric {key!r}", file=file)
+    target[key] = {"candidate": round(value, 6), "baseline": None, "task": task, "metric": metric}
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", file=str(path)) from exc
+
+
+def _evaluated_at(evaluated_at: str | None) -> str | None:
+    if evaluated_at is None:
+        return None
+    try:
+        return format_time(parse_time(evaluated_at, what="--evaluated-at"))
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------- lm-eval
+
+
+def _lm_eval_full_run(doc: dict[str, Any], tasks: list[str], file: str) -> dict[str, int]:
+    """Refuse partial runs; return each task's sample count."""
+    limit = _obj(doc, "config").get("limit")
+    if limit is not None:
+        raise InputError(f"the run was made with limit={limit!r}: only part of each task was "
+                         "evaluated", file=file, field="config.limit",
+                         advice="re-run lm_eval without --limit")
+    counts = doc.get("n-samples")
+    if not isinstance(counts, dict):
+        raise InputError("no n-samples: cannot tell whether every sample was evaluated",
+                         file=file, field="n-samples",
+                         advice="use a results file from lm-evaluation-harness 0.4.2 or later")
+    examples: dict[str, int] = {}
+    for task in tasks:
+        entry = counts.get(task)
+        original = entry.get("original") if isinstance(entry, dict) else None
+        effective = entry.get("effective") if isinstance(entry, dict) else None
+        if not isinstance(original, int) or not isinstance(effective, int):
+            raise InputError(f"task {task!r} has no original/effective sample counts",
+                             file=file, field=f"n-samples.{task}")
+        if effective < original:
+            raise InputError(f"task {task!r} evaluated {effective} of {original} samples",
+                             file=file, field=f"n-samples.{task}",
+                             advice="re-run the task on every sample (no --limit)")
+        examples[task] = effective
+    return examples
+
+
+def _lm_eval_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """``{"acc,none": 0.5, "acc_stderr,none": ...}`` -> ``{"acc": 0.5}``; the filter name is
+    kept when it is not ``none`` (``exact_match,strict-match``); stderr and text dropped."""
+    metrics: dict[str, float] = {}
+    for key, value in results.items():
+        name, _, flt = key.partition(",")
+        number = _number(value)
+        if not flt or name.endswith("_stderr") or number is None:
+            continue
+        metrics[name if flt == "none" else f"{name},{flt}"] = number
+    return metrics
+
+
+def import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str] = (),
+                   evaluated_at: str | None = None) -> dict[str, Any]:
+    """The eval-result predicate of an lm-evaluation-harness results file.
+
+    ``finished_at`` is ``evaluated_at`` when given, else
+    the file's ``date`` plus ``total_evaluation_time_seconds``. Raises :class:`InputError`.
+    """
+    path = Path(path)
+    file = str(path)
+    raw = _read(path)
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not JSON ({exc})", file=file) from exc
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, dict) or not results:
+        raise InputError("no results: not an lm-evaluation-harness results file",
+                         file=file, field="results")
+    # group_subtasks maps a group to its tasks, and a plain task to []: only the first are groups.
+    subtasks = _obj(doc, "group_subtasks")
+    groups = {g for g, members in subtasks.items() if members} | set(_obj(doc, "groups"))
+    configs = _obj(doc, "configs")
+    leaf_tasks = sorted(t for t in results if t not in groups)
+    examples = _lm_eval_full_run(doc, leaf_tasks, file)
+    default, per_task = parse_layer_map(layers)
+    _check_mapped(per_task, set(results), file)
+
+    layer_metrics: dict[str, dict[str, Any]] = {}
+    for task in sorted(results):
+        if not isinstance(results[task], dict):
+            raise InputError("must be an object of metrics", file=file, field=f"results.{task}")
+        metrics = _lm_eval_metrics(results[task])
+        if not metrics:
+            raise InputError(f"task {task!r} reports no numeric metric", file=file,
+                             field=f"results.{task}")
+        target = layer_metrics.setdefault(_layer_of(task, default, per_task), {})
+        for name, value in sorted(metrics.items()):
+            _add_metric(target, task, name, value, file)
+
+    versions, hashes = _obj(doc, "versions"), _obj(doc, "task_hashes")
+    tasks, datasets = [], []
+    for task in leaf_tasks:
+        config = _obj(configs, task)
+        entry: dict[str, Any] = {
+            "layer": _layer_of(task, default, per_task), "name": task,
+            "source": "/".join(str(config[k]) for k in ("dataset_path", "dataset_name")
+                               if config.get(k)) or None,
+            "version": versions.get(task), "examples": examples[task],
+        }
+        tasks.append(entry)
+        digest = hashes.get(task)  # lm-eval's sha256 of the task's samples, when logged
+        if isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            datasets.append({"layer": entry["layer"], "name": task, "examples": examples[task],
+                             "digest": {"sha256": digest.lower()}})
+
+    run = _obj(doc, "config")
+    finished = _evaluated_at(evaluated_at)
+    if finished is None:
+        start = _number(doc.get("date"))
+        if start is None:
+            raise InputError("no date: cannot tell when the evaluation ran", file=file,
+                             field="date", advice="pass --evaluated-at RFC3339")
+        try:
+            took = float(doc.get("total_evaluation_time_seconds") or 0)
+        except (TypeError, ValueError):
+            took = 0.0
+        finished = format_time(datetime.fromtimestamp(start + took, UTC))
+    version = doc.get("lm_eval_version") or doc.get("git_hash") or "unknown"
+    return {
+        "suite": {"name": "+".join(leaf_tasks),
+                  "version": ",".join(f"{t}@{versions.get(t, '?')}" for t in leaf_tasks)},
+        "harness": {"name": LM_EVAL_HARNESS, "version": str(version)},
+        "datasets": datasets,
+        "tasks": tasks,
+        "layers": {layer: {"metrics": metrics} for layer, metrics in sorted(layer_metrics.items())},
+        "baseline": None,
+        "serving": {"device": str(run.get("device") or "unknown"),
+                    "dtype": str(run.get("model_dtype") or "unknown").removeprefix("torch."),
+                    "batch_size": run.get("batch_size"), "model": run.get("model"),
+                    "model_args": run.get("model_args")},
+        "source": {"format": "lm-eval-results", "file": path.name,
+                   "digest": {"sha256": hashlib.sha256(raw).hexdigest()}},
+        "finished_at": finished,
+    }
+
+
+# --------------------------------------------------------------------------- model-index
+
+
+def _front_matter(text: str, file: str) -> Any:
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise InputError("no YAML front matter (the card must start with a '---' line)", file=file)
+    for end, line in enumerate(lines[1:], 1):
+        if line.strip() == "---":
+            try:
+                return yaml.safe_load("\n".join(lines[1:end]))
+            except yaml.YAMLError as exc:
+                raise InputError(f"front matter is not valid YAML: {exc}", file=file) from exc
+    raise InputError("the YAML front matter is not closed by a '---' line", file=file)
+
+
+def _as_list(value: Any, file: str, field: str) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise InputError("must be a non-empty list", file=file, field=field)
+    return value
+
+
+def import_model_index(path: str | Path, *, model: str | None = None,
+                       layers: tuple[str, ...] | list[str] = (),
+                       evaluated_at: str | None = None) -> dict[str, Any]:
+    """The eval-result predicate of a model card's ``model-index`` (entry ``model``, or the only
+    one). A task is the dataset type, with ``[config]`` when it has one; values are kept as the
+    card gives them (often percentages).
+    A card does not say when its results were measured, so ``evaluated_at`` is required.
+    """
+    path = Path(path)
+    file = str(path)
+    raw = _read(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 ({exc})", file=file) from exc
+    meta = _front_matter(text, file)
+    if not isinstance(meta, dict) or "model-index" not in meta:
+        raise InputError("the front matter has no model-index", file=file, field="model-index")
+    entries = _as_list(meta["model-index"], file, "model-index")
+    names = [e.get("name") if isinstance(e, dict) else None for e in entries]
+    if model is not None:
+        if model not in names:
+            raise InputError(f"no entry named {model!r} (entries: {names})", file=file,
+                             field="model-index")
+        index = names.index(model)
+    elif len(entries) == 1:
+        index = 0
+    else:
+        raise InputError(f"{len(entries)} entries ({names}); say which with --model",
+                         file=file, field="model-index")
+    entry = entries[index]
+    finished = _evaluated_at(evaluated_at)
+    if finished is None:
+        raise InputError("a model card does not say when its results were measured",
+                         file=file, advice="pass --evaluated-at RFC3339")
+    default, per_task = parse_layer_map(layers)
+    where = f"model-index[{index}].results"
+    collected: dict[tuple[str, str], float] = {}
+    sources: dict[str, dict[str, Any]] = {}
+    for i, result in enumerate(_as_list(entry.get("results"), file, where)):
+        dataset = result.get("dataset") if isinstance(result, dict) else None
+        if not isinstance(dataset, dict) or not (dataset.get("type") or dataset.get("name")):
+            raise InputError("needs a dataset with a type", file=file, field=f"{where}[{i}].dataset")
+        task = str(dataset.get("type") or dataset.get("name"))
+        if dataset.get("config"):
+            task += f"[{dataset['config']}]"
+        sources[task] = {"name": task, "source": dataset.get("name"),
+                         "split": dataset.get("split"), "revision": dataset.get("revision")}
+        for j, metric in enumerate(_as_list(result.get("metrics"), file, f"{where}[{i}].metrics")):
+            value = _number(metric.get("value")) if isinstance(metric, dict) else None
+            kind = metric.get("type") if isinstance(metric, dict) else None
+            if not kind or value is None:
+                raise InputError("a metric needs a type and a finite numeric value",
+                                 file=file, field=f"{where}[{i}].metrics[{j}]")
+            if (task, str(kind)) in collected:
+                raise InputError(f"two values for {task} {kind}", file=file,
+                                 field=f"{where}[{i}]", advice="give the datasets distinct configs")
+            collected[(task, str(kind))] = value
+    _check_mapped(per_task, set(sources), file)
+    layer_metrics: dict[str, dict[str, Any]] = {}
+    for (task, kind), value in sorted(collected.items()):
+        _add_metric(layer_metrics.setdefault(_layer_of(task, default, per_task), {}), task, kind,
+                    value, file)
+    name = str(entry.get("name") or path.parent.name)
+    return {
+        "suite": {"name": f"model-index:{name}", "version": "1"},
+        "harness": {"name": "model-index", "version": "1"},
+        "datasets": [],  # a card gives no digest of its data
+        "tasks": [{"layer": _layer_of(task, default, per_task), **src}
+                  for task, src in sorted(sources.items())],
+        "layers": {layer: {"metrics": metrics} for layer, metrics in sorted(layer_metrics.items())},
+        "baseline": None,
+        "serving": {"device": "unknown", "dtype": "unknown"},  # a card does not say
+        "source": {"format": "model-index", "file": path.name,
+                   "digest": {"sha256": hashlib.sha256(raw).hexdigest()}},
+        "finished_at": finished,
+    }

@@ -1,0 +1,158 @@
+"""Importers: lm-evaluation-harness results and model-card model-index into eval-result
+predicates; partial runs refused with the task and its counts."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from slmgate.evidence.errors import InputError
+from slmgate.runtime import import_lm_eval, import_model_index
+from slmgate.runtime._importers import metric_key
+
+ASSETS = Path(__file__).parent / "assets"
+LM_EVAL = ASSETS / "lm-eval-results.json"
+LM_EVAL_LIMIT = ASSETS / "lm-eval-results-limit.json"
+CARD = ASSETS / "model-card-README.md"
+
+
+def _variant(tmp_path: Path, change: Any) -> Path:
+    doc = json.loads(LM_EVAL.read_text())
+    change(doc)
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_lm_eval_metrics_layers_and_identity() -> None:
+    p = import_lm_eval(LM_EVAL, layers=["gsm8k=stress"])
+    assert p["layers"]["regression"]["metrics"]["arc_easy__acc_norm"] == {
+        "candidate": 0.63931, "baseline": None, "task": "arc_easy", "metric": "acc_norm"}
+    assert sorted(p["layers"]["stress"]["metrics"]) == [
+        "gsm8k__exact_match__flexible_extract", "gsm8k__exact_match__strict_match"]
+    assert p["layers"]["stress"]["metrics"]["gsm8k__exact_match__strict_match"]["metric"] == \
+        "exact_match,strict-match"
+    assert not any("stderr" in m for body in p["layers"].values() for m in body["metrics"])
+    assert p["baseline"] is None
+    assert p["harness"] == {"name": "lm-evaluation-harness", "version": "8138fd52"}
+    assert p["suite"]["name"] == "arc_easy+gsm8k+hellaswag"
+    assert p["finished_at"] == "2025-11-20T12:19:47Z"  # date + total_evaluation_time_seconds
+    assert {t["name"]: t["examples"] for t in p["tasks"]} == {
+        "arc_easy": 2376, "gsm8k": 1319, "hellaswag": 10042}
+    assert p["serving"]["dtype"] == "bfloat16" and p["serving"]["device"] == "cuda:0"
+    assert p["source"]["file"] == LM_EVAL.name
+
+
+def test_default_layer_and_unknown_tasks(tmp_path: Path) -> None:
+    assert set(import_lm_eval(LM_EVAL, layers=["policy"])["layers"]) == {"policy"}
+    with pytest.raises(InputError, match="not in the results: mmlu"):
+        import_lm_eval(LM_EVAL, layers=["mmlu=stress"])
+    with pytest.raises(InputError, match="not one of"):
+        import_lm_eval(LM_EVAL, layers=["gsm8k=safety"])
+
+
+def test_limit_is_refused() -> None:
+    with pytest.raises(InputError, match=r"config\.limit: the run was made with limit=100\.0"):
+        import_lm_eval(LM_EVAL_LIMIT)
+
+
+def test_fewer_effective_samples_are_refused_naming_task_and_counts(tmp_path: Path) -> None:
+    path = _variant(tmp_path, lambda d: d["n-samples"]["hellaswag"].update(effective=9000))
+    with pytest.raises(InputError, match=r"n-samples\.hellaswag: task 'hellaswag' evaluated "
+                                         r"9000 of 10042 samples"):
+        import_lm_eval(path)
+
+
+@pytest.mark.parametrize("change", [lambda d: d.pop("n-samples"),
+                                    lambda d: d["n-samples"].pop("gsm8k")])
+def test_missing_sample_counts_are_refused(tmp_path: Path, change: Any) -> None:
+    with pytest.raises(InputError, match=r"sample counts|n-samples"):
+        import_lm_eval(_variant(tmp_path, change))
+
+
+def test_groups_are_imported_but_not_counted(tmp_path: Path) -> None:
+    def add_group(doc: dict[str, Any]) -> None:
+        doc["results"]["reasoning"] = {"alias": "reasoning", "acc,none": 0.5,
+                                       "acc_stderr,none": "N/A"}
+        doc["group_subtasks"]["reasoning"] = ["arc_easy", "hellaswag"]
+        doc["results"]["hellaswag"]["acc,none"] = float("nan")
+
+    p = import_lm_eval(_variant(tmp_path, add_group))
+    metrics = p["layers"]["regression"]["metrics"]
+    assert metrics["reasoning__acc"]["candidate"] == 0.5
+    assert "hellaswag__acc" not in metrics  # NaN is not a value: the gate sees it missing
+    assert "reasoning" not in {t["name"] for t in p["tasks"]}
+
+
+def test_time_comes_from_the_file_or_the_option(tmp_path: Path) -> None:
+    at = import_lm_eval(LM_EVAL, evaluated_at="2026-11-01T10:00:00+02:00")
+    assert at["finished_at"] == "2026-11-01T08:00:00Z"
+    with pytest.raises(InputError, match="no date"):
+        import_lm_eval(_variant(tmp_path, lambda d: d.pop("date")))
+    with pytest.raises(InputError, match="RFC 3339"):
+        import_lm_eval(LM_EVAL, evaluated_at="yesterday")
+
+
+def test_not_lm_eval_results(tmp_path: Path) -> None:
+    (tmp_path / "x.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="no results"):
+        import_lm_eval(tmp_path / "x.json")
+    (tmp_path / "y.json").write_text("{")
+    with pytest.raises(InputError, match="not JSON"):
+        import_lm_eval(tmp_path / "y.json")
+
+
+def test_model_index() -> None:
+    p = import_model_index(CARD, evaluated_at="2026-11-01T00:00:00Z", layers=["hellaswag=stress"])
+    assert p["layers"]["regression"]["metrics"] == {
+        "acme_support_tickets_routing__accuracy": {
+            "candidate": 0.942, "baseline": None, "task": "acme/support-tickets[routing]",
+            "metric": "accuracy"},
+        "acme_support_tickets_routing__f1": {
+            "candidate": 0.931, "baseline": None, "task": "acme/support-tickets[routing]",
+            "metric": "f1"}}
+    assert p["layers"]["stress"]["metrics"]["hellaswag__acc_norm"]["candidate"] == 53.4
+    assert p["suite"]["name"] == "model-index:support-triage-slm"
+    assert p["baseline"] is None and p["finished_at"] == "2026-11-01T00:00:00Z"
+
+
+def test_model_index_refusals(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="does not say when"):
+        import_model_index(CARD)
+    text = CARD.read_text()
+    two = text.replace("model-index:\n", "model-index:\n- name: other\n  results: []\n", 1)
+    (tmp_path / "two.md").write_text(two)
+    with pytest.raises(InputError, match="say which with --model"):
+        import_model_index(tmp_path / "two.md", evaluated_at="2026-11-01T00:00:00Z")
+    assert import_model_index(tmp_path / "two.md", model="support-triage-slm",
+                              evaluated_at="2026-11-01T00:00:00Z")["layers"]
+    (tmp_path / "plain.md").write_text("# a card without front matter\n")
+    with pytest.raises(InputError, match="no YAML front matter"):
+        import_model_index(tmp_path / "plain.md", evaluated_at="2026-11-01T00:00:00Z")
+    (tmp_path / "bad.md").write_text(text.replace("value: 0.942", "value: high"))
+    with pytest.raises(InputError, match=r"metrics\[0\]"):
+        import_model_index(tmp_path / "bad.md", evaluated_at="2026-11-01T00:00:00Z")
+
+
+def test_metric_keys_fit_the_schema_alphabet() -> None:
+    assert metric_key("gsm8k", "exact_match,strict-match") == "gsm8k__exact_match__strict_match"
+    assert metric_key("arc_easy", "acc") == "arc_easy__acc"
+    assert metric_key("2wiki", "f1") == "m_2wiki__f1"
+
+
+def test_predicates_fit_the_schema_once_baselines_may_be_null() -> None:
+    """Everything but the null baselines already fits the published eval-result schema."""
+    from slmgate.evidence import predicate_schema
+
+    schema = copy.deepcopy(predicate_schema("eval-result"))
+    schema["properties"]["baseline"]["type"] = ["object", "null"]
+    metric = schema["properties"]["layers"]["additionalProperties"]["properties"]["metrics"]
+    metric["additionalProperties"]["properties"]["baseline"]["type"] = ["number", "null"]
+    for predicate in (import_lm_eval(LM_EVAL, layers=["gsm8k=stress"]),
+                      import_model_index(CARD, evaluated_at="2026-11-01T00:00:00Z")):
+        jsonschema.Draft202012Validator(schema).validate(predicate)
