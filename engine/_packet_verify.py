@@ -46,6 +46,7 @@ from ._bundle import SCHEMAS, PolicyBundle, load_bundle
 from ._packet_files import BUNDLE_PREFIX, RECORD_NAME, REQUEST_NAME, bundle_files, evidence_name
 from ._policy import CompiledPolicy
 from ._promote import PromotionResult, evaluate_promotion
+from ._replay import diff_decisions
 from ._request import PromotionRequest, request_from_parts
 from ._yamldoc import load_yaml
 
@@ -57,7 +58,6 @@ __all__ = [
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
 _OUTCOME_LINE = re.compile(r"Outcome\s+(APPROVE|REVIEW|DENY)\b")
-_NOT_REPLAYED = ("policy_revision",)  # where the policy files were checked out, not what they say
 
 
 class PacketTampered(EvidenceInvalid):
@@ -198,18 +198,6 @@ def read_record(raw: bytes, trust: TrustPolicy, source: str) -> RecordedDecision
     return RecordedDecision(raw, decision, decided_at, signers)
 
 
-def _differences(recorded: Mapping[str, Any], replayed: Mapping[str, Any]) -> list[str]:
-    out = []
-    for key in sorted(set(recorded) | set(replayed)):
-        if key in _NOT_REPLAYED or recorded.get(key) == replayed.get(key):
-            continue
-        if isinstance(recorded.get(key), (str, int, float)) or recorded.get(key) is None:
-            out.append(f"{key} (recorded {recorded.get(key)!r}, replayed {replayed.get(key)!r})")
-        else:
-            out.append(key)
-    return out
-
-
 def replay_record(record: RecordedDecision, request_raw: bytes, evidence: Mapping[str, bytes],
                   bundle: PolicyBundle) -> tuple[PromotionRequest, PromotionResult, str]:
     """Rebuild the request from its recorded bytes, re-verify every envelope against the bundle's
@@ -236,8 +224,9 @@ def replay_record(record: RecordedDecision, request_raw: bytes, evidence: Mappin
         detail = "; ".join(f"{ref}: recorded {_verdict(ev_then.get(ref))}, now {_verdict(ev_now.get(ref))}"
                            for ref in moved)
         raise ReplayError(f"re-verifying the evidence gives other results: {detail}")
-    if diffs := _differences(recorded, replayed):
-        raise ReplayError("re-evaluating the policy gives another decision: " + ", ".join(diffs))
+    if diffs := diff_decisions(recorded, replayed):  # the ledger's replay comparison, shared
+        raise ReplayError("re-evaluating the policy gives another decision: "
+                          + "; ".join(map(str, diffs)))
     refused = [ref for ref, e in ev_now.items() if not e["verified"]]
     note = (f"{len(ev_now)} envelope(s) re-verified at {recorded['evaluated_at']}: "
             f"{len(ev_now) - len(refused)} verified"

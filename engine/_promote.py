@@ -110,8 +110,13 @@ def verify_request_evidence(
     return kept, results
 
 
-def _finding_order(finding: dict[str, Any]) -> tuple[int, str]:
-    return ({"deny": 0, "review": 1}.get(finding["severity"], 2), finding["rule_id"])
+# Findings that explain the others (refused evidence, a broken policy) are listed first.
+_ROOT_CAUSES = ("evidence.verified", "engine.failsafe", "policy.error", "policy.complete")
+
+
+def _finding_order(finding: dict[str, Any]) -> tuple[int, int, str]:
+    return ({"deny": 0, "review": 1}.get(finding["severity"], 2),
+            0 if finding["rule_id"] in _ROOT_CAUSES else 1, finding["rule_id"])
 
 
 class DecisionEngine(Protocol):
