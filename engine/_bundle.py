@@ -3,6 +3,7 @@ policy, and a digest that names exactly this bundle in every decision."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -236,10 +237,16 @@ def _flatten(errors: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
     return out
 
 
+@functools.cache
+def _validator(name: str) -> cerberus.Validator:
+    """One validator per schema: cerberus checks the schema itself on construction (slow)."""
+    return cerberus.Validator(SCHEMAS[name])
+
+
 def _validate(doc: YamlDocument, name: str) -> tuple[dict[str, Any], list[Problem]]:
     if not isinstance(doc.data, dict):
         return {}, [Problem(str(doc.path), "", "expected a mapping at the top level")]
-    validator = cerberus.Validator(SCHEMAS[name])
+    validator = _validator(name)
     if validator.validate(doc.data):
         return validator.document, []
     problems = [
