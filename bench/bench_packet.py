@@ -2,7 +2,7 @@
 evidence envelopes (3 standard ones plus signed approvals), to show growth in evidence items.
 
     .venv/bin/python bench/bench_packet.py [--demo-dir out/demo] [--runs 5] [--sizes 10,25,50]
-                                           [--results bench/RESULTS-packet.md]
+                                           [--results FILE]  (figures: docs/benchmarks.md)
 
 Without --demo-dir the demo is run first (`slmgate demo`, ~30 s, trains on the CPU). Times are
 for ``render_packet`` alone (content already built), median and minimum of --runs, both wall
