@@ -256,6 +256,17 @@ def _validate(doc: YamlDocument, name: str) -> tuple[dict[str, Any], list[Proble
     return {}, problems
 
 
+def load_trust_policy(path: Path) -> TrustPolicy:
+    """A standalone trust.yaml (the caller's root of trust for `evidence verify`, `ledger
+    verify`, `packet verify`), validated like the bundle's: file:line, key path, expectation."""
+    from ._yamldoc import load_yaml as _load  # same loader as the bundle's files
+
+    data, problems = _validate(_load(path), "trust")
+    if problems:
+        raise BundleInvalid(problems)
+    return TrustPolicy.from_document(data, base_dir=path.parent, source=str(path))
+
+
 def _cross_references(docs: dict[str, YamlDocument], data: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
 

@@ -84,16 +84,6 @@ def _single_key_policy(path: Path) -> TrustPolicy:
                        max_age={kind: timedelta(days=36500) for kind in PREDICATE_TYPES})
 
 
-def _trust_policy(path: Path) -> TrustPolicy:
-    from ._bundle import _validate
-    from ._yamldoc import load_yaml
-
-    data, problems = _validate(load_yaml(path), "trust")
-    if problems:
-        raise InputError("; ".join(map(str, problems)), file=str(path))
-    return TrustPolicy.from_document(data, base_dir=path.parent, source=str(path))
-
-
 @evidence.command("verify")
 @click.argument("envelope", type=click.Path(path_type=Path))
 @click.option("--key", type=click.Path(path_type=Path), default=None,
@@ -126,7 +116,9 @@ def evidence_verify(envelope: Path, key: Path | None, trust: Path | None, subjec
         policy = _single_key_policy(key)
     else:
         assert trust is not None
-        policy = _trust_policy(trust)
+        from ._bundle import load_trust_policy
+
+        policy = load_trust_policy(trust)
     if want is None:
         click.echo("warning: no --subject; the statement is not bound to any weights here", err=True)
     try:

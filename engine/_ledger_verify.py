@@ -11,9 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import cerberus
-
-from slmgate.evidence import Envelope, PublicKey, Statement, TrustPolicy, parse_time
+from slmgate.evidence import Envelope, PublicKey, Statement, parse_time
 from slmgate.evidence.errors import EvidenceInvalid, InputError
 
 from ._ledger import (
@@ -31,7 +29,6 @@ from ._ledger import (
     sha256_hex,
 )
 from ._ledger_history import LedgerHistory, record_decision
-from ._yamldoc import load_yaml
 
 _TRAILER = re.compile(r"^Slmgate-(Seq|Entry): (\S+)$", re.MULTILINE)
 _EVIDENCE = re.compile(r"^evidence/sha256/[0-9a-f]{2}/([0-9a-f]{64})\.dsse\.json$")
@@ -51,14 +48,9 @@ class GateKeys:
     @classmethod
     def from_trust_file(cls, path: Path) -> GateKeys:
         """The identities of ``trust.yaml`` that may sign decision records and are not revoked."""
-        from ._bundle import SCHEMAS
+        from ._bundle import load_trust_policy
 
-        doc = load_yaml(path)
-        validator = cerberus.Validator(SCHEMAS["trust"])
-        if not isinstance(doc.data, dict) or not validator.validate(doc.data):
-            errors = validator.errors if isinstance(doc.data, dict) else "not a mapping"
-            raise InputError(f"not a valid trust policy: {errors}", file=str(path))
-        trust = TrustPolicy.from_document(validator.document, base_dir=path.parent, source=str(path))
+        trust = load_trust_policy(path)
         gates = tuple((i.key, i.valid_from, i.valid_until) for i in trust.identities
                       if "decision-record" in i.may_sign and i.key.keyid not in trust.revoked_keyids)
         if not gates:

@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import cerberus
 from pypdf import PdfReader
 
 from slmgate.evidence import (
@@ -42,13 +41,12 @@ from slmgate.evidence import (
 )
 from slmgate.evidence.errors import EvidenceInvalid, InputError, SignatureError, SlmgateError
 
-from ._bundle import SCHEMAS, PolicyBundle, load_bundle
+from ._bundle import PolicyBundle, load_bundle, load_trust_policy
 from ._packet_files import BUNDLE_PREFIX, RECORD_NAME, REQUEST_NAME, bundle_files, evidence_name
 from ._policy import CompiledPolicy
 from ._promote import PromotionResult, evaluate_promotion
 from ._replay import diff_decisions
 from ._request import PromotionRequest, request_from_parts
-from ._yamldoc import load_yaml
 
 __all__ = [
     "AttachmentsError", "BundleError", "PacketReport", "PacketTampered", "RecordError",
@@ -94,13 +92,7 @@ class RootOfTrust:
 
     @classmethod
     def from_trust_file(cls, path: Path) -> RootOfTrust:
-        doc = load_yaml(path)
-        validator = cerberus.Validator(SCHEMAS["trust"])
-        if not isinstance(doc.data, dict) or not validator.validate(doc.data):
-            errors = validator.errors if isinstance(doc.data, dict) else "not a mapping"
-            raise InputError(f"not a valid trust policy: {errors}", file=str(path))
-        trust = TrustPolicy.from_document(validator.document, base_dir=path.parent, source=str(path))
-        return cls(trust, str(path), organisation=True)
+        return cls(load_trust_policy(path), str(path), organisation=True)
 
     @classmethod
     def from_gate_key(cls, path: Path) -> RootOfTrust:

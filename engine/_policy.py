@@ -36,22 +36,29 @@ def _regopy() -> Any:
     return regopy
 
 
+def compile_bundle(bundle: PolicyBundle, entrypoints: list[str], what: str = "the policy") -> Any:
+    """The bundle's modules and data (as ``data.slmgate``) compiled once with strict built-in
+    errors, with plans for ``entrypoints``; a compile error is a ``PolicyError``."""
+    rego = _regopy()
+    builder = rego.Interpreter()
+    builder.strict_built_in_errors = True
+    try:
+        builder.add_data({"slmgate": bundle.data})
+        for name, source in bundle.rego_modules.items():
+            builder.add_module(name, source)
+        return builder.build(None, entrypoints)
+    except rego.RegoError as exc:
+        raise PolicyError(f"{what} does not compile: {_first_line(exc)}",
+                          advice="run `slmgate policy check`") from exc
+
+
 class CompiledPolicy:
     """The bundle's Rego compiled into a regopy bundle; ``evaluate`` is safe to call repeatedly."""
 
     def __init__(self, bundle: PolicyBundle, entrypoint: str = ENTRYPOINT) -> None:
         self.entrypoint = entrypoint
-        self._rego = rego = _regopy()
-        builder = rego.Interpreter()
-        builder.strict_built_in_errors = True
-        try:
-            builder.add_data({"slmgate": bundle.data})
-            for name, source in bundle.rego_modules.items():
-                builder.add_module(name, source)
-            self._compiled = builder.build(None, [entrypoint])
-        except rego.RegoError as exc:
-            raise PolicyError(f"the policy does not compile: {_first_line(exc)}",
-                              advice="run `slmgate policy check`") from exc
+        self._rego = _regopy()
+        self._compiled = compile_bundle(bundle, [entrypoint])
 
     _compiled: regopy.Bundle
 

@@ -27,7 +27,7 @@ from slmgate.evidence.errors import InputError, PolicyError
 
 from ._bundle import PolicyBundle
 from ._decision import checked_policy_output
-from ._policy import CompiledPolicy, _first_line, _regopy
+from ._policy import CompiledPolicy, _first_line, _regopy, compile_bundle
 from ._yamldoc import load_yaml
 
 _FAMILY_DEPTH = {"gate": None, "slo": None}
@@ -166,15 +166,7 @@ def _rego_tests(bundle: PolicyBundle) -> list[CaseResult]:
                     for rule in re.findall(r"^(test_\w+)\s+if\b", source, re.M)]
     if not targets:
         return []
-    builder = rego.Interpreter()
-    builder.strict_built_in_errors = True
-    try:
-        builder.add_data({"slmgate": bundle.data})
-        for name, source in bundle.rego_modules.items():
-            builder.add_module(name, source)
-        compiled = builder.build(None, [t[2] for t in targets])
-    except rego.RegoError as exc:
-        raise PolicyError(f"the policy tests do not compile: {_first_line(exc)}") from exc
+    compiled = compile_bundle(bundle, [t[2] for t in targets], what="the policy tests")
     results = []
     for file, rule, entrypoint in targets:
         runner = rego.Interpreter()
