@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def main(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="slmgate: %(message)s", stream=sys.stderr)
+    # `slmgate ledger log | head` ends quietly, as Unix tools do, instead of an internal error.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 # ------------------------------------------------------------------------------------ demo
