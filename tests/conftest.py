@@ -134,6 +134,16 @@ class World:
             "created_at": format_time(when), "owner": "release-manager",
             "mechanism": "feature flag, 5% canary", "max_rollback_minutes": 10, "last_drill": drill})
 
+    def policies_with_rego(self, dest: Path, source: str) -> Path:
+        """A copy of the policy repository whose promotion.rego is ``source`` (its unit tests
+        removed, since they test the real module)."""
+        import shutil
+
+        shutil.copytree(self.policies, dest)
+        (dest / "rego" / "promotion.rego").write_text(source)
+        (dest / "rego" / "promotion_test.rego").unlink()
+        return dest
+
     def approval(self, signer: str, doc: dict[str, Any], when: datetime = NOW) -> bytes:
         return self.envelope(signer, "approval", {
             "request_id": doc["id"], "request_digest": approval_digest(doc), "decision": "approve",

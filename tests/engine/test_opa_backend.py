@@ -42,12 +42,8 @@ def test_parity_table_on_both_backends(world: World) -> None:
 
 
 def test_undefined_on_the_server_is_a_policy_error(world: World, tmp_path: Path) -> None:
-    import shutil
-    dest = tmp_path / "p"
-    shutil.copytree(world.policies, dest)
-    (dest / "rego" / "promotion.rego").write_text(
-        "package slmgate.promotion\nimport rego.v1\ndecision := {\"outcome\": \"approve\"} if input.never\n")
-    (dest / "rego" / "promotion_test.rego").unlink()
+    dest = world.policies_with_rego(tmp_path / "p", "package slmgate.promotion\nimport rego.v1\n"
+                                    "decision := {\"outcome\": \"approve\"} if input.never\n")
     with opa_loopback() as (url, _):
         server = OpaServerPolicy(load_bundle(dest), url)
         with pytest.raises(PolicyError, match="undefined"):
@@ -55,12 +51,8 @@ def test_undefined_on_the_server_is_a_policy_error(world: World, tmp_path: Path)
 
 
 def test_builtin_error_on_the_server_is_a_policy_error(world: World, tmp_path: Path) -> None:
-    import shutil
-    dest = tmp_path / "p"
-    shutil.copytree(world.policies, dest)
-    (dest / "rego" / "promotion.rego").write_text(
-        "package slmgate.promotion\nimport rego.v1\ndecision := {\"n\": to_number(\"x\")}\n")
-    (dest / "rego" / "promotion_test.rego").unlink()
+    dest = world.policies_with_rego(tmp_path / "p", "package slmgate.promotion\nimport rego.v1\n"
+                                    "decision := {\"n\": to_number(\"x\")}\n")
     with opa_loopback() as (url, _):
         server = OpaServerPolicy(load_bundle(dest), url)
         with pytest.raises(PolicyError, match="failed to evaluate"):

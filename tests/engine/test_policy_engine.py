@@ -26,11 +26,7 @@ def test_regopy_then_torch_in_one_process_does_not_crash() -> None:
 
 
 def _policy(world: World, tmp_path, rego: str) -> CompiledPolicy:  # type: ignore[no-untyped-def]
-    import shutil
-    dest = tmp_path / "p"
-    shutil.copytree(world.policies, dest)
-    (dest / "rego" / "promotion.rego").write_text(rego)
-    return CompiledPolicy(load_bundle(dest))
+    return CompiledPolicy(load_bundle(world.policies_with_rego(tmp_path / "p", rego)))
 
 
 def test_builtin_error_is_an_error_not_undefined(world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -151,12 +151,9 @@ def test_unknown_format_is_refused_not_defaulted(world: World, tmp_path: Path) -
 
 
 def test_broken_policy_is_a_deny_with_exit_4(world: World, tmp_path: Path) -> None:
-    import shutil
-    policies = tmp_path / "policies"
-    shutil.copytree(world.policies, policies)
-    (policies / "rego" / "promotion.rego").write_text(
-        "package slmgate.promotion\nimport rego.v1\ndecision := {\"outcome\": \"approve\"} if { "
-        "to_number(\"not a number\") > 0 }\n")
+    policies = world.policies_with_rego(
+        tmp_path / "policies", "package slmgate.promotion\nimport rego.v1\n"
+        "decision := {\"outcome\": \"approve\"} if { to_number(\"not a number\") > 0 }\n")
     req = world.request(tmp_path / "req", world.standard_evidence())
     r = slmgate("promote", req, "--policies", policies, "--at", AT, "--format", "json")
     assert r.returncode == 4, r.stdout + r.stderr
