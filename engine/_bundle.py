@@ -158,7 +158,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "waivers": {"type": "list", "default": [], "schema": {"type": "dict", "schema": {
             "id": {**_str, "required": True},
             "rule_id": {**_str, "required": True, "regex": r"^(gate|slo)\..+"},
-            "scope": {"type": "dict", "required": True, "schema": {"model": {**_str, "required": True}}},
+            "scope": {"type": "dict", "required": True, "schema": {
+                "model": {**_str, "required": True},
+                "weights_digest": {**_str, "regex": r"^sha256:[0-9a-f]{64}$"}}},
             "owner": {**_str, "required": True},
             "ticket": {**_str, "required": True},
             "reason": {**_str, "required": True},

@@ -68,7 +68,7 @@ def _sign(secrets: Path, signer: str, subject_name: str, subject_sha256: str, ki
 def _evidence_for(model_dir: Path, baseline_dir: Path, baseline_sha: str, secrets: Path,
                   dest: Path, now: str) -> tuple[str, dict[str, Path]]:
     """Sign a weights manifest, an eval result and a serving config about ``model_dir``."""
-    from slmgate.runtime import capture_serving_config, run_eval  # torch lives there
+    from slmgate.runtime import run_eval  # torch lives there
 
     manifest = hash_model_dir(model_dir, model_name=MODEL_NAME)
     root = manifest.root_digest
@@ -78,10 +78,29 @@ def _evidence_for(model_dir: Path, baseline_dir: Path, baseline_sha: str, secret
     evaluation["baseline"] = {"name": MODEL_NAME, "digest": {"sha256": baseline_sha}}
     files["eval-result"] = _sign(secrets, "eval-harness", MODEL_NAME, root, "eval-result",
                                  evaluation, dest / "eval-result.dsse.json")
-    serving = capture_serving_config(model_dir, device="cpu", dtype="float32", batch_size=8)
-    files["serving-config"] = _sign(secrets, "runtime", MODEL_NAME, root, "serving-config",
-                                    serving, dest / "serving-config.dsse.json")
+    files["serving-config"] = _capture(model_dir, secrets, root, dest, batch_size=8)
     return root, files
+
+
+def _capture(model_dir: Path, secrets: Path, root: str, dest: Path, *, batch_size: int) -> Path:
+    """Measure the serving config on this CPU at ``batch_size`` and sign it."""
+    from slmgate.runtime import capture_serving_config  # torch lives there
+
+    serving = capture_serving_config(model_dir, device="cpu", dtype="float32",
+                                     batch_size=batch_size)
+    return _sign(secrets, "runtime", MODEL_NAME, root, "serving-config", serving,
+                 dest / "serving-config.dsse.json")
+
+
+def _deployed(envelope: Path) -> dict[str, Any]:
+    """The serving configuration a request deploys: the one its serving-config measured."""
+    import base64
+
+    statement = json.loads(base64.b64decode(json.loads(envelope.read_bytes())["payload"]))
+    p = statement["predicate"]
+    return {"device": p["device"]["type"], "dtype": p["dtype"], "batch_size": p["batch_size"],
+            "quantization": p.get("quantization", "none"),
+            "runtime_version": p["software"]["torch_version"]}
 
 
 def _request(dest: Path, *, rid: str, summary: str, version: str, root: str, baseline_sha: str,
@@ -96,7 +115,8 @@ def _request(dest: Path, *, rid: str, summary: str, version: str, root: str, bas
         "change_classes": change_classes,
         "changes": changes,
         "deployment": {"purpose": "ticket_routing", "regions": ["eu"],
-                       "subprocessors": ["eu-gpu-cloud"]},
+                       "subprocessors": ["eu-gpu-cloud"],
+                       "serving": _deployed(evidence["serving-config"])},
         "training_data": [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"},
                           {"dataset": "golden_sets", "oldest_record": "2026-01-15"}],
         "evidence": [{"ref": ref, "path": str(p.relative_to(dest))} for ref, p in evidence.items()],
@@ -195,6 +215,8 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
     family = promos / "04-serving-change"
     shutil.copytree(good / "evidence", family / "evidence")
     f_ev = {ref: family / "evidence" / p.name for ref, p in ev.items()}
+    f_ev["serving-config"] = _capture(models["candidate"], secrets, root, family / "evidence",
+                                      batch_size=16)
     plan = {"created_at": stamp, "owner": "release-manager", "mechanism": "feature flag, 5% canary",
             "max_rollback_minutes": 15, "last_drill": stamp[:10],
             "previous": {"version": "1.0.0", "weights_digest": f"sha256:{baseline_sha}"}}
@@ -227,7 +249,8 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
     results = []
     packets = work / "packets"
     for i, (folder, story, expected) in enumerate(stories, 1):
-        request = load_request(folder / "request.json")
+        # The requests name the shared models/ folder: the workspace is their evidence root.
+        request = load_request(folder / "request.json", evidence_root=work)
         result = evaluate_promotion(request, bundle, policy, now=now)
         record = sign_decision_record(result.decision, gate_key)
         entry = record_in_ledger(ledger, result.decision, record, request,

@@ -48,6 +48,8 @@ def _eval_facts(ev: VerifiedEvidence, request: PromotionRequest) -> dict[str, An
 
 
 def _serving_facts(ev: VerifiedEvidence) -> dict[str, Any]:
+    """The measured configuration (compared field by field with the request's
+    ``deployment.serving``) and the measured latency and throughput (the SLOs)."""
     p = ev.statement.predicate
     latency = p.get("latency_ms", {})
     device = p.get("device", {})
@@ -56,6 +58,8 @@ def _serving_facts(ev: VerifiedEvidence) -> dict[str, Any]:
         "device_name": device.get("name"),
         "dtype": p.get("dtype"),
         "batch_size": p.get("batch_size"),
+        "quantization": p.get("quantization"),
+        "runtime_version": (p.get("software") or {}).get("torch_version"),
         "latency_ms_p50": latency.get("p50"),
         "latency_ms_p95": latency.get("p95"),
         "throughput_per_s": p.get("throughput_per_s"),
@@ -121,12 +125,35 @@ def split_duplicates(
     return kept, refused
 
 
+def signed_model_name(verified: Sequence[VerifiedEvidence], weights_sha256: str) -> str | None:
+    """The model's identity: the subject name the verified weights manifest gives the
+    candidate's weights, never the name the requester typed. ``None`` without a manifest."""
+    for ev in verified:
+        if ev.kind == "weights-manifest":
+            for name, digest in ev.statement.subjects:
+                if digest == weights_sha256:
+                    return name
+    return None
+
+
+def _subject_names(verified: Sequence[VerifiedEvidence], weights_sha256: str) -> list[str]:
+    """Every name the verified statements give the candidate's weights (all must agree)."""
+    return sorted({name for ev in verified for name, digest in ev.statement.subjects
+                   if digest == weights_sha256})
+
+
 def active_waivers(
-    waivers: Sequence[dict[str, Any]], model_name: str, now: datetime
+    waivers: Sequence[dict[str, Any]], model_name: str | None, now: datetime,
+    weights_digest: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Waivers scoped to ``model_name``, split into active and expired (expiry day inclusive)."""
+    """Waivers scoped to the signed ``model_name`` (and to ``weights_digest`` where a waiver
+    pins one), split into active and expired (expiry day inclusive). No signed name, no
+    waiver: a waiver never applies because of a name the requester typed."""
+    if model_name is None:
+        return [], []
     today = now.date().isoformat()
-    scoped = [w for w in waivers if w["scope"]["model"] == model_name]
+    scoped = [w for w in waivers if w["scope"]["model"] == model_name
+              and w["scope"].get("weights_digest") in (None, weights_digest)]
     active = [w for w in scoped if w["expires"] >= today]
     expired = [w for w in scoped if w["expires"] < today]
     return active, expired
@@ -155,8 +182,11 @@ def build_facts(
             evidence["rollback"] = _rollback_facts(ev, now)
         elif ev.kind == "approval":
             evidence["approvals"].extend(_approval_facts(ev, request))
-    active, expired = active_waivers(waivers, request.doc["model"]["name"], now)
+    signed_name = signed_model_name(verified, request.weights_sha256)
+    evidence["subjects"] = {"model": signed_name,
+                            "names": _subject_names(verified, request.weights_sha256)}
     doc = request.doc
+    active, expired = active_waivers(waivers, signed_name, now, doc["model"]["weights_digest"])
     return {
         "evaluated_at": format_time(now),
         "request": {

@@ -30,7 +30,7 @@ from ._bundle import PolicyBundle
 from ._decision import Decision, checked_policy_output, decision_id, failsafe
 from ._facts import build_facts, split_duplicates
 from ._ledger import Ledger, LedgerEntry
-from ._request import PromotionRequest
+from ._request import PromotionRequest, withheld_reason
 
 log = logging.getLogger("slmgate")
 
@@ -88,6 +88,12 @@ def verify_request_evidence(
     if binding:
         results.append(binding)
     for item in request.evidence:
+        reason = withheld_reason(item.raw)
+        if reason is not None:  # not an envelope: its bytes were never kept
+            results.append(VerificationResult(
+                ref=item.ref, envelope_sha256=hashlib.sha256(item.raw).hexdigest(),
+                verified=False, failed_step="parse", reason=reason))
+            continue
         try:
             ev = verify(item.raw, bundle.trust, subject_sha256=request.weights_sha256,
                         now=now, ref=item.ref)

@@ -133,7 +133,17 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
 @click.option("--packet", type=click.Path(path_type=Path), default=None,
               help="Write the auditor packet (PDF/A-3b) here.")
 @click.option("--at", "at", default=None, metavar="RFC3339",
-              help="Evaluate as of this time instead of now (replays, reproducible tests).")
+              help="Evaluate as of this time instead of now: a dry run only, refused with "
+                   "--ledger, --packet and --signing-key (a recorded decision is never backdated).")
+@click.option("--evidence-root", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Paths in the request are relative to its folder and must stay inside it, or "
+                   "inside DIR when given. Absolute paths, '..' escapes and links leaving it "
+                   "are refused.")
+@click.option("--max-evidence-bytes", type=click.IntRange(min=1), default=16 << 20,
+              show_default=True, help="Largest evidence file read; a larger one is refused.")
+@click.option("--max-request-bytes", type=click.IntRange(min=1), default=1 << 20,
+              show_default=True, help="Largest request file read; a larger one is refused "
+                                      "before parsing.")
 @click.option("--explain", is_flag=True,
               help="Show, for each finding and passed check, the facts and policy data it used.")
 @click.option("--engine", type=click.Choice(["embedded", "opa"]), default="embedded", show_default=True,
@@ -144,25 +154,41 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
               show_default=True, help="How the decision is printed on stdout (junit: JUnit XML).")
 @guarded
 def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Path | None,
-            packet: Path | None, at: str | None, explain: bool, engine: str, opa_url: str | None,
-            fmt: str) -> None:
+            packet: Path | None, at: str | None, evidence_root: Path | None,
+            max_evidence_bytes: int, max_request_bytes: int, explain: bool, engine: str,
+            opa_url: str | None, fmt: str) -> None:
     """Verify the evidence of REQUEST, evaluate the policy, record and report. The exit code is
-    the gate: 0 approved, 1 denied, 2 invalid input, 3 review required, 4 could not verify."""
+    the gate: 0 approved, 1 denied, 2 invalid input, 3 review required, 4 could not verify.
+
+    REQUEST and every file it names are the requester's: paths stay inside the request's
+    folder (or --evidence-root), only regular files within the size limits are read, and a
+    file that is not a DSSE envelope is recorded by its digest only."""
     from ._bundle import load_bundle
     from ._ledger import Ledger
     from ._policy import CompiledPolicy
     from ._promote import evaluate_promotion, record_in_ledger, sign_decision_record
-    from ._request import load_request
+    from ._request import RequestLimits, load_request
 
     try:
         now = parse_time(at, what="--at") if at else None
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    if at and (ledger or packet or signing_key):
+        raise InputError("--at is for dry runs: a recorded, signed or rendered decision is made "
+                         "at the time it is made", field="--at",
+                         advice="drop --at, or drop --ledger/--packet/--signing-key; "
+                                "`slmgate ledger replay` re-evaluates recorded decisions")
     if ledger and not signing_key:
         raise InputError("--ledger needs --signing-key (the gate signs every decision record)")
+    if packet and not signing_key:
+        raise InputError("--packet needs --signing-key (a packet without the signed decision "
+                         "record could never verify)")
     if engine == "opa" and not opa_url:
         raise InputError("--engine opa needs --opa-url")
-    req = load_request(request)
+    limits = RequestLimits(max_request_bytes=max_request_bytes,
+                           max_evidence_bytes=max_evidence_bytes,
+                           max_total_evidence_bytes=16 * max_evidence_bytes)
+    req = load_request(request, evidence_root=evidence_root, limits=limits)
     bundle = load_bundle(policies)
     key = SigningKey.load(signing_key) if signing_key else None
     ledger_db = Ledger(ledger, signing_key=key) if ledger else None

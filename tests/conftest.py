@@ -64,6 +64,11 @@ def serving_predicate(when: datetime = NOW, p95: float = 1.5) -> dict[str, Any]:
     }
 
 
+# What the test requests deploy: exactly what ``serving_predicate`` measured.
+SERVING = {"device": "cpu", "dtype": "float32", "batch_size": 8, "quantization": "none",
+           "runtime_version": "2.13.0+cpu"}
+
+
 @dataclass
 class World:
     root: Path
@@ -102,7 +107,13 @@ class World:
 
     def request(self, folder: Path, evidence: dict[str, bytes], *, change_classes: list[str] | None = None,
                 rid: str = "req-test-1", with_path: bool = True, **model: Any) -> Path:
+        import shutil
+
         folder.mkdir(parents=True, exist_ok=True)
+        if with_path:  # the weights sit beside the request: paths are confined to its folder
+            source = Path(model.pop("path", self.candidate))
+            shutil.rmtree(folder / "weights", ignore_errors=True)
+            shutil.copytree(source, folder / "weights")
         items = []
         for ref, raw in evidence.items():
             (folder / f"{ref}.dsse.json").write_bytes(raw)
@@ -116,14 +127,15 @@ class World:
                     with_path: bool = True, **model: Any) -> dict[str, Any]:
         m = {"name": MODEL, "version": "1.1.0", "weights_digest": f"sha256:{self.candidate_sha}"}
         if with_path:
-            m["path"] = str(self.candidate)
+            m["path"] = "weights"  # a copy of the candidate beside the request (see ``request``)
         m.update(model)
         return {
             "apiVersion": "slmgate.dev/v1", "kind": "PromotionRequest", "id": rid,
             "summary": "test promotion", "requested_by": "tests@example.com", "model": m,
             "baseline": {"name": MODEL, "version": "1.0.0", "weights_digest": f"sha256:{self.baseline_sha}"},
             "change_classes": change_classes,
-            "deployment": {"purpose": "ticket_routing", "regions": ["eu"], "subprocessors": ["eu-gpu-cloud"]},
+            "deployment": {"purpose": "ticket_routing", "regions": ["eu"], "subprocessors": ["eu-gpu-cloud"],
+                           "serving": SERVING},
             "training_data": [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"}],
             "evidence": items,
         }
@@ -166,4 +178,4 @@ def world(session_world: World) -> World:
 
 
 NowFn = Callable[[], datetime]
-__all__ = ["MODEL", "NOW", "World", "eval_predicate", "serving_predicate", "timedelta"]
+__all__ = ["MODEL", "NOW", "SERVING", "World", "eval_predicate", "serving_predicate", "timedelta"]

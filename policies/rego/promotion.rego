@@ -102,6 +102,56 @@ domain_checks contains check("evidence.eval.baseline", passed, "deny", msg, "eva
 	explain := {"facts": {"baseline_matches": object.get(input.evidence, ["eval", "baseline_matches"], null), "baseline": object.get(input.request, "baseline", null)}, "data": {}}
 }
 
+# The model's identity is the subject name of the signed weights manifest; every verified
+# statement about the candidate must give its weights that one name, and the request the same.
+subject_names := object.get(input.evidence, ["subjects", "names"], [])
+
+signed_model := object.get(input.evidence, ["subjects", "model"], null)
+
+subject_name_matches := true if {
+	count(subject_names) == 1
+	signed_model == input.request.model.name
+} else := false
+
+domain_checks contains check("evidence.subject.name", subject_name_matches, "deny", msg, "weights-manifest", explain) if {
+	msg := sprintf("the request promotes %v; the signed weights manifest names it %v; the verified statements name it %v", [input.request.model.name, signed_model, subject_names])
+	explain := {"facts": {"requested": input.request.model.name, "signed": signed_model, "names": subject_names}, "data": {}}
+}
+
+# A serving configuration is deployed as measured: the request states it (deployment.serving)
+# and the verified serving-config must have measured exactly that, field by field.
+serving_fields := ["device", "dtype", "batch_size", "quantization", "runtime_version"]
+
+requested_serving := object.get(object.get(input.request, "deployment", {}), "serving", {})
+
+measured_serving := object.get(input.evidence, "serving", {})
+
+serving_expected if "serving-config" in tiers.tiers[tier].requires_evidence
+
+serving_expected if count(requested_serving) > 0
+
+serving_expected if count(measured_serving) > 0
+
+serving_expected if count(gates.serving) > 0
+
+serving_problems := array.concat(array.concat(
+	[x | x := "the request does not state the serving configuration it deploys (deployment.serving)"; count(requested_serving) == 0],
+	[x | x := "no verified serving-config measured it"; count(measured_serving) == 0]),
+	[sprintf("%s: requested %v, measured %v", [f, object.get(requested_serving, f, null), object.get(measured_serving, f, null)]) |
+		count(requested_serving) > 0
+		count(measured_serving) > 0
+		some f in serving_fields
+		object.get(requested_serving, f, null) != object.get(measured_serving, f, null)
+	],
+)
+
+domain_checks contains check("evidence.serving.matches_request", passed, "deny", msg, "serving-config", explain) if {
+	serving_expected
+	passed := count(serving_problems) == 0
+	msg := sprintf("serving configuration: %v", [serving_problems])
+	explain := {"facts": {"requested": requested_serving, "measured": {f: object.get(measured_serving, f, null) | some f in serving_fields}}, "data": {"fields": serving_fields}}
+}
+
 # Eval gates: one check per (layer, metric, bound) in gates.yaml.
 domain_checks contains gate_check(layer, name, bound, limit, reported) if {
 	some layer, metrics in gates.eval
@@ -333,6 +383,10 @@ waivers_applied contains w if {
 expected_checks contains id if some id in ["request.change_classes", "evidence.verified", "purpose.serving"]
 
 expected_checks contains sprintf("evidence.present.%s", [k]) if some k in tiers.tiers[tier].requires_evidence
+
+expected_checks contains "evidence.subject.name"
+
+expected_checks contains "evidence.serving.matches_request" if serving_expected
 
 expected_checks contains "evidence.eval.baseline" if "eval-result" in tiers.tiers[tier].requires_evidence
 
