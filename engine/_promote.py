@@ -170,7 +170,12 @@ def evaluate_promotion(
         request={
             "id": request.id, "digest": request_digest, "summary": request.doc["summary"],
             "requested_by": request.doc["requested_by"],
-            "model": facts["request"]["model"], "baseline": facts["request"]["baseline"],
+            # The model's identity is the signed one wherever the decision is read (ledger
+            # log, packet title, waivers); the typed name only where nothing was signed.
+            "model": {**facts["request"]["model"],
+                      "name": facts["evidence"]["subjects"]["model"]
+                      or facts["request"]["model"]["name"]},
+            "baseline": facts["request"]["baseline"],
             "change_classes": request.doc["change_classes"],
             "changes": request.doc.get("changes", []),
         },

@@ -70,6 +70,8 @@ def strict_json(raw: bytes, error: type[EvidenceInvalid], what: str) -> Any:
         return _STRICT_DECODER.decode(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise error(f"{what} is not JSON as slmgate accepts it ({exc})") from exc
+    except RecursionError as exc:  # nesting deeper than the parser's stack
+        raise error(f"{what} is not JSON as slmgate accepts it (nested too deeply)") from exc
 
 
 def format_time(moment: datetime) -> str:

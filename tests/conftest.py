@@ -23,6 +23,12 @@ from slmgate.evidence import (
 )
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def recent() -> datetime:
+    """A minute ago: evidence for a decision the CLI records, which is always made at the real
+    time (``--at`` is refused with ``--ledger``, ``--packet`` and ``--signing-key``)."""
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
 MODEL = "support-triage"
 
 
@@ -178,4 +184,4 @@ def world(session_world: World) -> World:
 
 
 NowFn = Callable[[], datetime]
-__all__ = ["MODEL", "NOW", "SERVING", "World", "eval_predicate", "serving_predicate", "timedelta"]
+__all__ = ["MODEL", "NOW", "SERVING", "World", "eval_predicate", "recent", "serving_predicate", "timedelta"]

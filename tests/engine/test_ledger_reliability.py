@@ -23,8 +23,7 @@ from slmgate.engine import CompiledPolicy, Ledger, evaluate_promotion, load_bund
 from slmgate.engine._ledger import bundle_files, record_path, request_path
 from slmgate.engine._ledger_verify import GateKeys, verify_ledger
 from slmgate.engine._promote import sign_decision_record
-from slmgate.evidence import format_time
-from tests.conftest import NOW, World
+from tests.conftest import NOW, World, recent
 from tests.engine.test_ledger import LedgerKit, ledger_kit, slmgate, slmgate_process
 
 __all__ = ["ledger_kit"]
@@ -146,11 +145,13 @@ def test_concurrent_writers_lose_nothing_and_corrupt_nothing(ledger_kit: LedgerK
 def test_concurrent_promote_processes_on_one_ledger(ledger_kit: LedgerKit, tmp_path: Path) -> None:
     world = ledger_kit.world
     ledger = tmp_path / "ledger"
+    # A recorded decision is made at the real time, so the three requests are fresh and distinct.
+    requests = [world.request(tmp_path / f"req{i}", world.standard_evidence(when=recent()),
+                              rid=f"req-concurrent-{i}") for i in range(3)]
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "slmgate.engine.cli", "promote", str(ledger_kit.requests[0]),
+        [sys.executable, "-m", "slmgate.engine.cli", "promote", str(requests[i]),
          "--policies", str(world.policies), "--ledger", str(ledger),
-         "--signing-key", str(world.secrets / "slmgate-gate.key"),
-         "--at", format_time(NOW + timedelta(minutes=10 + i))],
+         "--signing-key", str(world.secrets / "slmgate-gate.key")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0], [p.stderr.read() for p in procs if p.stderr]
     r = slmgate("ledger", "verify", "--ledger", ledger, "--trust", ledger_kit.trust,

@@ -14,7 +14,7 @@ import pytest
 from pypdf import PdfReader
 
 from slmgate.evidence import format_time
-from tests.conftest import NOW, World
+from tests.conftest import NOW, World, recent
 
 AT = format_time(NOW + timedelta(minutes=1))
 
@@ -28,9 +28,9 @@ def slmgate(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def promoted(session_world: World, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     """(packet written by `promote --packet`, ledger, decision id)."""
     tmp = tmp_path_factory.mktemp("cli")
-    req = session_world.request(tmp / "req", session_world.standard_evidence())
+    req = session_world.request(tmp / "req", session_world.standard_evidence(when=recent()))
     ledger, pdf = tmp / "ledger", tmp / "promote.pdf"
-    r = slmgate("promote", req, "--policies", session_world.policies, "--at", AT, "--ledger", ledger,
+    r = slmgate("promote", req, "--policies", session_world.policies, "--ledger", ledger,
                 "--signing-key", session_world.secrets / "slmgate-gate.key", "--packet", pdf,
                 "--format", "json")
     assert r.returncode == 0, r.stderr + r.stdout

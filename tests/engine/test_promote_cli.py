@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from slmgate.engine._ledger import record_path
 from slmgate.evidence import format_time
-from tests.conftest import NOW, World
+from tests.conftest import NOW, World, recent
 
 AT = format_time(NOW + timedelta(minutes=1))
 # Runs the CLI and reports on stderr whether torch was ever imported in that process.
@@ -30,11 +30,14 @@ def slmgate(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 
 def promote(world: World, request: Path, *extra: str | Path) -> subprocess.CompletedProcess[str]:
-    return slmgate("promote", request, "--policies", world.policies, "--at", AT, *extra)
+    """A dry run at AT; a run that records, signs or renders is made at the real time."""
+    records = {"--ledger", "--packet", "--signing-key"} & {str(x) for x in extra}
+    return slmgate("promote", request, "--policies", world.policies,
+                   *(() if records else ("--at", AT)), *extra)
 
 
 def test_approved_promotion_exits_0_records_and_renders(world: World, tmp_path: Path) -> None:
-    req = world.request(tmp_path / "req", world.standard_evidence())
+    req = world.request(tmp_path / "req", world.standard_evidence(when=recent()))
     ledger, packet = tmp_path / "ledger", tmp_path / "packet.pdf"
     r = promote(world, req, "--ledger", ledger, "--signing-key", world.secrets / "slmgate-gate.key",
                 "--packet", packet, "--format", "json")
