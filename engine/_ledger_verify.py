@@ -85,6 +85,7 @@ class VerifyReport:
     head_entry: str | None = None
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    entries: list[str] = field(default_factory=list)  # sha256:<hex> of each chain entry, in order
 
     @property
     def ok(self) -> bool:
@@ -184,10 +185,12 @@ class _Verifier:
         except LedgerError as exc:
             self.problem(commit, seq, f"{entries[0]}: {exc.detail}")
             self.prev_entry = raw
+            self.report.entries.append(f"sha256:{sha256_hex(raw)}")
             return
         self.entry(commit, seq, entries[0], raw, manifest)
         self.prev_entry = raw
         self.report.head_entry = f"sha256:{sha256_hex(raw)}"
+        self.report.entries.append(self.report.head_entry)
         expected = {entries[0], record_path(manifest.decision_id), request_path(manifest.decision_id)}
         for rel in sorted(expected - {entries[0]}):
             if rel not in added:
