@@ -402,7 +402,7 @@ def load_bundle(root: Path, *, with_keys: bool = True) -> PolicyBundle:
         try:
             docs[name] = load_yaml(path)
         except InputError as exc:
-            problems.append(Problem(exc.file or str(path), "", exc.detail))
+            problems.append(Problem(exc.file or str(path), exc.field or "", exc.detail))
             continue
         data[name], found = _validate(docs[name], name)
         problems.extend(found)

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from slmgate.evidence import write_atomic
-from slmgate.evidence.errors import InputError
+from slmgate.evidence.errors import EvidenceInvalid, InputError
 
 from . import _decision as exits
 from ._cli_common import FORMAT, POLICIES, emit, guarded
@@ -43,21 +43,79 @@ def ledger() -> None:
 @click.option("--unsafe-allow-unsigned-chain", "unsigned", is_flag=True,
               help="Accept chain entries written without the gate key. Unsafe: a deleted decision "
                    "with the chain rebuilt after it is then not detected.")
+@click.option("--checkpoint", "checkpoints", type=click.Path(path_type=Path), multiple=True,
+              help="A signed checkpoint (`ledger checkpoint`, `promote --checkpoint-out`) kept "
+                   "outside the ledger; repeatable. Fails if the ledger was cut back or rewritten.")
 @FORMAT
 @guarded
 def verify(ledger_dir: Path, trust: Path | None, gate_keys: tuple[Path, ...], unsigned: bool,
-           fmt: str) -> None:
+           checkpoints: tuple[Path, ...], fmt: str) -> None:
     """Check every commit: signatures under the root of trust you pass, every referenced file
-    present and matching its digest, the chain unbroken. Exit 4 names the first bad commit."""
-    from ._ledger_verify import GateKeys, report_text, verify_ledger
+    present and matching its digest, the chain unbroken; with --checkpoint, that the ledger still
+    holds at least the decisions each checkpoint saw, with its head entry at its position.
+    Exit 4 names the first bad commit or checkpoint."""
+    from ._ledger_checkpoint import check_checkpoints, read_checkpoint
+    from ._ledger_verify import GateKeys, Problem, report_text, verify_ledger
 
     if bool(trust) == bool(gate_keys):
         raise InputError("pass the root of trust: exactly one of --trust TRUST.yaml or --gate-key PUB",
                          advice="never a key read from the ledger itself")
     gates = GateKeys.from_trust_file(trust) if trust else GateKeys.from_public_keys(gate_keys)
+    read, unsigned_checkpoints = [], []
+    for path in checkpoints:  # malformed: exit 2 before anything else; unsigned: a problem
+        try:
+            read.append(read_checkpoint(path, gates))
+        except InputError:
+            raise
+        except EvidenceInvalid as exc:
+            unsigned_checkpoints.append(exc.message)
     report = verify_ledger(ledger_dir, gates, allow_unsigned_chain=unsigned)
+    report.problems.extend(Problem(report.head, None, m) for m in unsigned_checkpoints)
+    check_checkpoints(report, read)
     emit(fmt, report.to_json(), report_text(report))
     sys.exit(0 if report.ok else exits.EXIT_UNVERIFIED)
+
+
+@ledger.command()
+@LEDGER
+@click.option("--signing-key", type=click.Path(path_type=Path), envvar="SLMGATE_GATE_KEY",
+              required=True, help="The gate's private key. Env: SLMGATE_GATE_KEY.")
+@click.option("--trust", type=click.Path(path_type=Path), default=None,
+              help="Verify the ledger under this trust policy first (default: the signing key's "
+                   "public key alone, which fails once the gate key was rotated).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Where the signed checkpoint goes (keep it outside the ledger's reach).")
+@click.option("--at", "at", default=None, metavar="RFC3339", help="The checkpoint time (default: now).")
+@FORMAT
+@guarded
+def checkpoint(ledger_dir: Path, signing_key: Path, trust: Path | None, output: Path,
+               at: str | None, fmt: str) -> None:
+    """Sign a checkpoint of the ledger: its number of decisions, its head entry's sha256 and the
+    time. The ledger is verified first; a ledger that does not verify is never checkpointed
+    (exit 4). Keep checkpoints where the ledger's writers cannot reach (CI artifacts)."""
+    from datetime import UTC, datetime
+
+    from slmgate.evidence import PublicKey, SigningKey, parse_time
+
+    from ._ledger_checkpoint import ledger_checkpoint
+    from ._ledger_verify import GateKeys, report_text, verify_ledger
+
+    key = SigningKey.load(signing_key)
+    try:
+        now = parse_time(at, what="--at") if at else datetime.now(UTC).replace(microsecond=0)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    gates = (GateKeys.from_trust_file(trust) if trust else
+             GateKeys(((PublicKey.from_pem(key.public_key.to_pem()), None, None),)))
+    report = verify_ledger(ledger_dir, gates)
+    if not report.ok:
+        emit(fmt, report.to_json(), report_text(report) + "\nno checkpoint written")
+        sys.exit(exits.EXIT_UNVERIFIED)
+    write_atomic(output, ledger_checkpoint(ledger_dir, key, now, decisions=report.decisions,
+                                           head_entry=report.head_entry))
+    emit(fmt, {"checkpoint": str(output), "decisions": report.decisions,
+               "head_entry": report.head_entry},
+         f"checkpoint: {output} ({report.decisions} decision(s), head entry {report.head_entry})")
 
 
 @ledger.command()

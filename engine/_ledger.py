@@ -67,6 +67,11 @@ class LedgerError(InputError):
     """The ledger cannot be read or written as asked (not a ledger, unreadable object, ...)."""
 
 
+class LedgerCorrupted(LedgerError):
+    """A ledger whose git objects cannot be read: bad usage for the commands that read it (2),
+    but for `ledger verify` a ledger that could not be verified (4)."""
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -243,6 +248,18 @@ class PendingDecision:
                 f"Slmgate-Entry: sha256:{sha256_hex(entry)}\n")
 
 
+_CORRUPT_WORDS = ("corrupt", "inflate", "bad object", "unable to unpack", "invalid object")
+
+
+def _names_marker(repo: git.Repo) -> bool:
+    """HEAD's tree names the marker (so a marker that cannot be read is a damaged object)."""
+    try:
+        repo.git.rev_parse("--verify", "-q", f"HEAD:{MARKER}")
+        return True
+    except git.GitCommandError:
+        return False
+
+
 def open_repo(path: Path) -> git.Repo:
     """The git repository of an existing ledger; ``LedgerError`` (exit 2) for anything else."""
     if not path.is_dir():
@@ -259,6 +276,10 @@ def open_repo(path: Path) -> git.Repo:
         marker = repo.git.execute(["git", "cat-file", "blob", f"HEAD:{MARKER}"],
                                   stdout_as_string=False, strip_newline_in_stdout=False)
     except git.GitCommandError as exc:
+        if _names_marker(repo) or any(w in str(exc.stderr).lower() for w in _CORRUPT_WORDS):
+            raise LedgerCorrupted(f"the {MARKER} marker in HEAD cannot be read "
+                                  f"({str(exc.stderr).strip()}); the ledger's objects are "
+                                  "corrupted", file=str(path)) from exc
         raise LedgerError(f"git repository without a {MARKER} marker in HEAD; not a ledger",
                           file=str(path)) from exc
     if marker != MARKER_TEXT:

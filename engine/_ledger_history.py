@@ -22,6 +22,7 @@ from slmgate.evidence.errors import EvidenceInvalid
 
 from ._ledger import (
     EntryManifest,
+    LedgerCorrupted,
     LedgerError,
     bundle_prefix,
     entry_payload,
@@ -117,8 +118,8 @@ class LedgerHistory:
         proc = subprocess.run(["git", *args], cwd=self.repo.git_dir, capture_output=True,
                               input=feed.encode() if feed is not None else None, check=False)
         if proc.returncode != 0:
-            raise LedgerError(f"git {args[0]} failed ({proc.stderr.decode(errors='replace').strip()}); "
-                              "the ledger's objects are corrupted", file=str(self.path))
+            raise LedgerCorrupted(f"git {args[0]} failed ({proc.stderr.decode(errors='replace').strip()}); "
+                                  "the ledger's objects are corrupted", file=str(self.path))
         return proc.stdout
 
     def read_blobs(self, blobs: Iterable[str], what: str = "objects") -> dict[str, bytes]:
@@ -141,7 +142,7 @@ class LedgerHistory:
                 pos = end + 2 + size
         except ValueError as exc:
             detail = proc.stderr.decode(errors="replace").strip() or str(exc)
-            raise LedgerError(f"cannot read {what}: {detail}; the ledger's objects are "
+            raise LedgerCorrupted(f"cannot read {what}: {detail}; the ledger's objects are "
                               "corrupted or missing", file=str(self.path),
                               advice="run `slmgate ledger verify`") from exc
         return found

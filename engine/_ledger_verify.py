@@ -18,6 +18,7 @@ from ._ledger import (
     MARKER,
     MARKER_TEXT,
     EntryManifest,
+    LedgerCorrupted,
     LedgerError,
     bundle_prefix,
     entry_path,
@@ -84,6 +85,7 @@ class VerifyReport:
     head_entry: str | None = None
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    entries: list[str] = field(default_factory=list)  # sha256:<hex> of each chain entry, in order
 
     @property
     def ok(self) -> bool:
@@ -183,10 +185,12 @@ class _Verifier:
         except LedgerError as exc:
             self.problem(commit, seq, f"{entries[0]}: {exc.detail}")
             self.prev_entry = raw
+            self.report.entries.append(f"sha256:{sha256_hex(raw)}")
             return
         self.entry(commit, seq, entries[0], raw, manifest)
         self.prev_entry = raw
         self.report.head_entry = f"sha256:{sha256_hex(raw)}"
+        self.report.entries.append(self.report.head_entry)
         expected = {entries[0], record_path(manifest.decision_id), request_path(manifest.decision_id)}
         for rel in sorted(expected - {entries[0]}):
             if rel not in added:
@@ -324,19 +328,32 @@ def verify_ledger(path: Path, gates: GateKeys, *, allow_unsigned_chain: bool = F
     6. the record is a decision-record statement signed by a gate key, agreeing with the entry
        on id, outcome, bundle digest, request digest and the evidence it used;
 
-    and finally the working tree holds every committed file unchanged.
+    and finally the working tree holds every committed file unchanged. A git object that
+    cannot be read is a problem of the report (could not verify), not an ``InputError``.
     """
-    with LedgerHistory(path) as history:
-        commits = _history(history)
-        verifier = _Verifier(history, gates, allow_unsigned_chain)
-        for start in range(0, len(commits), 500):
-            chunk = commits[start:start + 500]
-            blobs = history.read_blobs((b for c in chunk for s, _, b in c.changes if s != "D"),
-                                       "committed files")
-            verifier.run(chunk, blobs)
-        report = verifier.report
-        _working_tree(history, report)
+    try:
+        with LedgerHistory(path) as history:
+            commits = _history(history)
+            verifier = _Verifier(history, gates, allow_unsigned_chain)
+            for start in range(0, len(commits), 500):
+                chunk = commits[start:start + 500]
+                blobs = history.read_blobs((b for c in chunk for s, _, b in c.changes if s != "D"),
+                                           "committed files")
+                verifier.run(chunk, blobs)
+            report = verifier.report
+            _working_tree(history, report)
+            return report
+    except LedgerCorrupted as exc:  # could not verify: a problem (exit 4), not bad usage
+        report = VerifyReport(str(path), _head_name(path))
+        report.problems.append(Problem(report.head, None, exc.detail))
         return report
+
+
+def _head_name(path: Path) -> str:
+    try:
+        return (path / ".git" / "HEAD").read_text().strip().removeprefix("ref: ")
+    except OSError:
+        return "HEAD"
 
 
 def report_text(report: VerifyReport) -> str:

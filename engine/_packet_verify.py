@@ -10,7 +10,8 @@ is what vouches for the policy bundle (and its trust policy) carried inside. Exc
         ├── VisibleDecisionError visible-decision: the printed outcome or id is not the signed one
         ├── AttachmentsError     attachments: files missing, extra, repeated or not the signed bytes
         ├── BundleError          policy-bundle: not the bundle decided under, or keys you do not trust
-        └── ReplayError          replay: re-verification or re-evaluation gives another decision
+        ├── ReplayError          replay: re-verification or re-evaluation gives another decision
+        └── PagesError           pages: a page is not the page the signed record renders to
 
 An unreadable packet, trust file or key is an ``InputError`` (exit 2), not a verdict.
 """
@@ -41,7 +42,7 @@ from slmgate.evidence import (
 )
 from slmgate.evidence.errors import EvidenceInvalid, InputError, SignatureError, SlmgateError
 
-from ._bundle import PolicyBundle, load_bundle, load_trust_policy
+from ._bundle import PolicyBundle, bundle_digest, load_bundle, load_trust_policy
 from ._packet_files import BUNDLE_PREFIX, RECORD_NAME, REQUEST_NAME, bundle_files, evidence_name
 from ._policy import CompiledPolicy
 from ._promote import PromotionResult, evaluate_promotion
@@ -49,7 +50,7 @@ from ._replay import diff_decisions
 from ._request import PromotionRequest, request_from_parts
 
 __all__ = [
-    "AttachmentsError", "BundleError", "PacketReport", "PacketTampered", "RecordError",
+    "AttachmentsError", "BundleError", "PacketReport", "PacketTampered", "PagesError", "RecordError",
     "RecordedDecision", "ReplayError", "RootOfTrust", "VisibleDecisionError", "read_record",
     "replay_record", "verify_packet",
 ]
@@ -80,6 +81,10 @@ class BundleError(PacketTampered):
 
 class ReplayError(PacketTampered):
     step = "replay"
+
+
+class PagesError(PacketTampered):
+    step = "pages"
 
 
 @dataclass(frozen=True)
@@ -302,6 +307,10 @@ def verify_packet(pdf: Path, root: RootOfTrust) -> PacketReport:
                                                                           BundleError
     6. replay: every envelope re-verified against the carried trust policy at the decision time,
        and the policy re-evaluated on the rebuilt request, give the recorded decision  ReplayError
+    7. pages: re-rendering the packet from the signed record, the request, the envelopes and the
+       bundle gives every page exactly (same number of pages, each page's content streams and
+       the resources they draw); the first page that differs is named (``_packet_pages``
+       says why re-rendering rather than a signed page manifest)          PagesError
     """
     report = PacketReport(str(pdf))
     reader, files = read_attachments(pdf)
@@ -326,18 +335,51 @@ def verify_packet(pdf: Path, root: RootOfTrust) -> PacketReport:
         with tempfile.TemporaryDirectory(prefix="slmgate-packet-") as tmp:
             bundle = _carried_bundle(Path(tmp), carried, d)
             report.passed("policy-bundle", f"{bundle.digest} as recorded; {_check_keys(bundle, root)}")
-            _, result, note = replay_record(record, present[REQUEST_NAME], evidence, bundle)
-        report.passed("evidence", note)
-        r = result.decision
-        report.passed("replay", f"{r.outcome} on the {r.tier} tier, {len(r.checks)} checks, "
-                                f"{len(r.findings)} finding(s) — identical to the signed record")
+            request, result, note = replay_record(record, present[REQUEST_NAME], evidence, bundle)
+            report.passed("evidence", note)
+            r = result.decision
+            report.passed("replay", f"{r.outcome} on the {r.tier} tier, {len(r.checks)} checks, "
+                                    f"{len(r.findings)} finding(s) — identical to the signed record")
+            report.passed("pages", _pages(reader, record, request, result, bundle, Path(tmp)))
     except PacketTampered as exc:
         report.error = exc
         report.steps.append({"step": exc.step, "ok": False, "detail": exc.message})
     return report
 
 
+def _pages(reader: PdfReader, record: RecordedDecision, request: PromotionRequest,
+           result: PromotionResult, bundle: PolicyBundle, tmp: Path) -> str:
+    """Step 7: re-render from what the record binds and compare page by page."""
+    import dataclasses
+
+    from ._packet_content import packet_attachments, packet_content
+    from ._packet_pages import first_differing_page, page_digests
+    from .packet import render_packet
+
+    decision = dataclasses.replace(result.decision,
+                                   policy_revision=record.decision.get("policy_revision"))
+    expected_pdf = tmp / "expected-packet.pdf"
+    render_packet(packet_content(decision, result.facts, bundle, result.verified),
+                  packet_attachments(request, record.raw, decision, bundle), expected_pdf)
+    expected, actual = page_digests(expected_pdf), page_digests(reader)
+    page = first_differing_page(expected, actual)
+    if page is not None:
+        what = ("is missing" if page > len(actual) else "is extra" if page > len(expected)
+                else "differs")
+        raise PagesError(f"page {page} {what}: the packet has {len(actual)} page(s), the signed "
+                         f"record renders to {len(expected)}, and page {page} is not the page it "
+                         "renders to (a page edited, overlaid, spliced in, dropped or reordered — "
+                         "or a packet rendered by another slmgate, WeasyPrint or font set)")
+    return f"all {len(actual)} page(s) are the pages the signed record renders to"
+
+
 def _carried_bundle(root: Path, carried: Mapping[str, bytes], decision: Mapping[str, Any]) -> PolicyBundle:
+    """The carried files hashed first, exactly as carried, and parsed only when they are the
+    bundle the signed record names: a hostile file (a YAML "billion laughs", say) never reaches
+    a parser."""
+    if (digest := bundle_digest(carried)) != decision.get("bundle_digest"):
+        raise BundleError(f"the carried policy bundle hashes to {digest}, the signed record "
+                          f"names {decision.get('bundle_digest')} (checked before parsing it)")
     for rel, data in sorted(carried.items()):
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -152,11 +152,13 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
               help="OPA server for --engine opa, e.g. http://127.0.0.1:8181. Env: SLMGATE_OPA_URL.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="How the decision is printed on stdout (junit: JUnit XML).")
+@click.option("--checkpoint-out", type=click.Path(path_type=Path), default=None,
+              help="With --ledger: write the ledger's signed checkpoint after recording (a CI artifact).")
 @guarded
 def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Path | None,
             packet: Path | None, at: str | None, evidence_root: Path | None,
             max_evidence_bytes: int, max_request_bytes: int, explain: bool, engine: str,
-            opa_url: str | None, fmt: str) -> None:
+            opa_url: str | None, fmt: str, checkpoint_out: Path | None) -> None:
     """Verify the evidence of REQUEST, evaluate the policy, record and report. The exit code is
     the gate: 0 approved, 1 denied, 2 invalid input, 3 review required, 4 could not verify.
 
@@ -183,6 +185,8 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
     if packet and not signing_key:
         raise InputError("--packet needs --signing-key (a packet without the signed decision "
                          "record could never verify)")
+    if checkpoint_out and not ledger:
+        raise InputError("--checkpoint-out needs --ledger (it is the ledger's checkpoint)")
     if engine == "opa" and not opa_url:
         raise InputError("--engine opa needs --opa-url")
     limits = RequestLimits(max_request_bytes=max_request_bytes,
@@ -208,6 +212,14 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
     if ledger_db and record:
         entry = record_in_ledger(ledger_db, decision, record, req, [e.raw for e in req.evidence],
                                  bundle)
+        if checkpoint_out and key:
+            from slmgate.evidence import write_atomic
+
+            from ._ledger_checkpoint import checkpoint_of_entry
+
+            write_atomic(checkpoint_out, checkpoint_of_entry(
+                ledger_db.path, entry.commit, entry.seq, key,
+                parse_time(decision.evaluated_at, what="evaluated_at")))
     if packet:  # WeasyPrint loads only when a packet is asked for
         from ._packet_content import packet_attachments, packet_content
         from .packet import render_packet

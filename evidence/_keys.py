@@ -148,12 +148,27 @@ class SigningKey:
         )
 
 
+def _create_new(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` with ``mode``: never over an existing file, never through a link
+    (``O_EXCL|O_NOFOLLOW``); ``FileExistsError`` otherwise."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    except OSError as exc:
+        if os.path.lexists(path):  # a file or a link (dangling included) is already there
+            raise FileExistsError(exc.errno, "already exists", str(path)) from exc
+        raise
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, mode)
+
+
 def write_key_pair(key: SigningKey, private_path: Path, public_path: Path) -> None:
-    """Write ``NAME.key`` (mode 0600, created that way) and ``NAME.pub`` (PEM)."""
+    """Write ``NAME.key`` (mode 0600, created that way) and ``NAME.pub`` (PEM). Neither ever
+    replaces a file or follows a link: ``FileExistsError`` when one is there, nothing written."""
     private_path.parent.mkdir(parents=True, exist_ok=True)
     public_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key.private_pem())
-    os.chmod(private_path, 0o600)
-    public_path.write_bytes(key.public_key.to_pem())
+    for path in (private_path, public_path):
+        if os.path.lexists(path):
+            raise FileExistsError(17, "already exists", str(path))
+    _create_new(private_path, key.private_pem(), 0o600)
+    _create_new(public_path, key.public_key.to_pem(), 0o644)

@@ -250,7 +250,9 @@ def verify_envelope(
     3. signatures: which trusted keys signed the PAE bytes          SignatureError
     4. parse the Statement from the verified bytes only             StatementFormatError
     5. drop revoked keys                                            KeyRevokedError
-    6. drop keys outside their validity window at issue time        KeyNotValidError
+    6. drop keys outside their validity window at the claimed issue
+       time, then those not valid at ``now`` (backdating cannot revive
+       an expired key; no trusted timestamp vouches for issue times)  KeyNotValidError
     7. drop keys not allowed to sign this predicate kind            KeyNotAuthorizedError
     8. distinct remaining keys of distinct principals meet the
        kind's threshold                                             ThresholdError
@@ -284,6 +286,15 @@ def verify_envelope(
     if not valid:
         raise KeyNotValidError(
             f"key(s) {_names(live)} not valid at {format_time(statement.issued_at)}"
+        )
+    # The issue time is the signer's claim; without a trusted timestamp the key must also be
+    # valid now, or an expired key could sign anything it backdates into its old window.
+    valid = [s for s in valid if s.valid_at(now)]
+    if not valid:
+        raise KeyNotValidError(
+            f"key(s) {_names(live)} not valid at verification time {format_time(now)} "
+            f"(the claimed issue time {format_time(statement.issued_at)} is not trusted to "
+            "extend a key's validity)"
         )
     allowed = [s for s in valid if statement.kind in s.may_sign]
     if not allowed:

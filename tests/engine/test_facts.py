@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -45,7 +46,9 @@ def test_a_waiver_suppresses_exactly_its_rule(world: World, tmp_path: Path) -> N
     assert decision.outcome == "deny"
     assert [w["id"] for w in decision.waivers_applied] == ["W-7"]
 
-    both = {**WAIVER, "id": "W-9", "rule_id": "gate.stress.accuracy.max_drop"}
+    # deep copies: yaml.safe_dump would write shared dicts as an anchor and alias, which policy
+    # files refuse
+    both = {**copy.deepcopy(WAIVER), "id": "W-9", "rule_id": "gate.stress.accuracy.max_drop"}
     (policies / "waivers.yaml").write_text(yaml.safe_dump({"waivers": [WAIVER, both]}))
     bundle = load_bundle(policies)
     decision = evaluate_promotion(request, bundle, CompiledPolicy(bundle), now=NOW).decision

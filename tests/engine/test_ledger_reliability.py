@@ -197,10 +197,13 @@ def test_a_corrupted_object_is_a_clear_error_and_nothing_is_written(
     for args in (("ledger", "log"), ("ledger", "replay", ledger_kit.ids[1])):
         r = slmgate(*args, "--ledger", ledger)
         assert r.returncode == 2 and "corrupted" in r.stderr, r.stderr
+    # ledger verify is the audit: a ledger whose objects are damaged could not be verified (4)
     r = slmgate("ledger", "verify", "--ledger", ledger, "--trust", ledger_kit.trust)
-    assert r.returncode == 2 and "corrupted" in r.stderr
+    assert r.returncode == 4 and "corrupted" in r.stdout, r.stdout + r.stderr
     _corrupt(ledger, "slmgate-ledger")  # HEAD unreadable: a writer refuses before evaluating
     r = slmgate_process("promote", ledger_kit.requests[0], "--policies", ledger_kit.world.policies,
                         "--ledger", ledger, "--signing-key", ledger_kit.world.secrets / "slmgate-gate.key")
     assert r.returncode == 2, r.stderr
     assert git.Repo(ledger).head.commit.hexsha == head
+    r = slmgate("ledger", "verify", "--ledger", ledger, "--trust", ledger_kit.trust)
+    assert r.returncode == 4 and "corrupted" in r.stdout, r.stdout + r.stderr

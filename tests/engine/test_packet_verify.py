@@ -131,7 +131,8 @@ def test_untouched_packet_verifies_under_the_trust_policy_and_the_gate_key(
         report = verify_packet(genuine.pdf, root)
         assert report.ok, report.text()
         assert [s["step"] for s in report.steps] == [
-            "decision-record", "visible-decision", "attachments", "policy-bundle", "evidence", "replay"]
+            "decision-record", "visible-decision", "attachments", "policy-bundle", "evidence", "replay",
+            "pages"]
         assert report.decision["outcome"] == "approve"
         assert report.text().startswith("OK: ")
         assert report.to_json()["verified"] is True

@@ -163,6 +163,29 @@ def test_key_outside_its_validity_window_is_refused(world: World, trust: TrustPo
         _verify(world, expired, raw)
 
 
+def test_backdating_cannot_revive_an_expired_key(world: World, trust: TrustPolicy) -> None:
+    """The attack: a key expired yesterday; its holder signs today, claiming the eval finished
+    two days ago (inside the key's window and the evidence's max age)."""
+    backdated = NOW - timedelta(days=2)
+    raw = world.envelope("eval-harness", "eval-result", eval_predicate(world.baseline_sha, backdated))
+    expired = replace(trust, identities=tuple(
+        replace(i, valid_until=NOW - timedelta(days=1)) if i.name == "eval-harness" else i
+        for i in trust.identities))
+    with pytest.raises(KeyNotValidError, match="at verification time"):
+        _verify(world, expired, raw)
+    # the same envelope verified while the key was still valid is accepted
+    assert _verify(world, expired, raw, now=NOW - timedelta(days=1, hours=1)).kind == "eval-result"
+
+
+def test_a_key_not_yet_valid_now_is_refused(world: World, trust: TrustPolicy) -> None:
+    raw = world.envelope("eval-harness", "eval-result", eval_predicate(world.baseline_sha))
+    later = replace(trust, identities=tuple(
+        replace(i, valid_from=NOW + timedelta(days=1)) if i.name == "eval-harness" else i
+        for i in trust.identities))
+    with pytest.raises(KeyNotValidError):
+        _verify(world, later, raw)
+
+
 def test_threshold_counts_distinct_keys_not_signatures(world: World, trust: TrustPolicy) -> None:
     two = replace(trust, thresholds={**trust.thresholds, "eval-result": 2})
     once_twice = world.envelope(["eval-harness", "eval-harness"], "eval-result",
