@@ -132,6 +132,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                     "role": {**_str, "required": True},
                     "count": {"type": "integer", "required": True, "min": 1},
                 }}},
+                # Separation of duties, on unless a tier says otherwise: the approvals come from
+                # distinct people across roles, and never from the requester.
+                "distinct_approvers": {"type": "boolean", "default": True},
+                "requester_may_approve": {"type": "boolean", "default": False},
             }}},
         "change_classes": {"type": "dict", "required": True, "minlength": 1, "valuesrules": {
             "type": "dict", "schema": {
@@ -173,6 +177,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "kind": {"type": "string", "required": True, "allowed": ["service", "person"]},
                 "role": {**_str, "required": True},
                 "person": {**_str},
+                "email": {**_str, "regex": r"^[^@\s]+@[^@\s]+$"},
                 "public_key": {**_str, "required": True},
                 "may_sign": {**_strlist, "required": True, "minlength": 1},
                 "valid_from": {"type": ["datetime", "string"]},

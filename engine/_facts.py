@@ -97,8 +97,10 @@ def _approval_facts(ev: VerifiedEvidence, request: PromotionRequest) -> list[dic
         and p.get("request_digest") == request.approval_digest
         and p.get("decision") == "approve"
     )
-    # Counted by principal: one person holding two keys is one approver.
-    return [{"role": s.role, "signer": s.principal, "request_bound": bound} for s in ev.signers]
+    # Counted by principal: one person holding two keys is one approver. The e-mail (from
+    # trust.yaml, never from the envelope) tells whether the approver is the requester.
+    return [{"role": s.role, "signer": s.principal, "request_bound": bound, "email": s.email}
+            for s in ev.signers]
 
 
 def split_duplicates(
@@ -191,6 +193,7 @@ def build_facts(
         "evaluated_at": format_time(now),
         "request": {
             "id": doc["id"],
+            "requested_by": str(doc["requested_by"]).strip().lower(),
             "model": {k: doc["model"][k] for k in ("name", "version", "weights_digest")},
             "baseline": {k: doc["baseline"][k] for k in ("name", "version", "weights_digest")},
             "change_classes": list(doc["change_classes"]),

@@ -54,6 +54,7 @@ class TrustedIdentity:
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     person: str | None = None  # who holds the key, when one person holds several
+    email: str | None = None  # matched (case-insensitively) with a request's ``requested_by``
 
     @property
     def principal(self) -> str:
@@ -135,11 +136,15 @@ class TrustPolicy:
             if person is not None and ident["kind"] != "person":
                 raise InputError("only identities of kind person name a person",
                                  file=source, field=f"{where}.person")
+            email = ident.get("email")
+            if email is not None and (not isinstance(email, str) or "@" not in email):
+                raise InputError("expected an e-mail address", file=source, field=f"{where}.email")
             identities.append(
                 TrustedIdentity(
                     name=name, kind=ident["kind"], role=ident.get("role") or name, key=key,
                     may_sign=frozenset(ident["may_sign"]),
                     valid_from=valid_from, valid_until=valid_until, person=person,
+                    email=email.strip().lower() if email else None,
                 )
             )
         if not identities:

@@ -330,15 +330,88 @@ domain_checks contains check("rollback.plan", passed, "deny", msg, "rollback-pla
 
 # ---------------------------------------------------------------- approvals
 
+# Separation of duties, per tier (tiers.yaml; both on unless a tier says otherwise): the requester
+# cannot approve their own request, and one person counts for one role only.
+requester_may_approve if object.get(tiers.tiers[tier], "requester_may_approve", false) == true
+
+distinct_approvers if object.get(tiers.tiers[tier], "distinct_approvers", true) == true
+
+# Both e-mails arrive lower-cased from the facts (Python), so they compare as they are.
+# Undefined without `requested_by`: then approval.not_requester has no result and
+# policy.complete denies. (No literal default and no `lower()` here: regopy 1.5 carries the
+# quotes of a literal or of a built-in's string result into sprintf, which breaks the JSON.)
+requester := input.request.requested_by
+
+by_requester(a) if {
+	not requester_may_approve
+	is_string(a.email)
+	a.email == requester
+}
+
+# Approvals that count: bound to this very request, and not the requester's own.
+counted_approvals contains a if {
+	some a in input.evidence.approvals
+	a.request_bound == true
+	not by_requester(a)
+}
+
+self_approvals contains a.signer if {
+	some a in input.evidence.approvals
+	a.request_bound == true
+	by_requester(a)
+}
+
 # Human approvals the tier asks for, counted over distinct signers bound to this request.
 approvers[role] := signers if {
 	some required in tiers.tiers[tier].approvals
 	role := required.role
 	signers := {a.signer |
-		some a in input.evidence.approvals
+		some a in counted_approvals
 		a.role == role
-		a.request_bound == true
 	}
+}
+
+domain_checks contains check("approval.not_requester", passed, "review", msg, "approval", explain) if {
+	count(tiers.tiers[tier].approvals) > 0
+	passed := count(self_approvals) == 0
+	msg := sprintf("approvals by the requester %s do not count: %v", [requester, [s | some s in self_approvals]])
+	explain := {"facts": {"requested_by": requester, "approvals": input.evidence.approvals}, "data": {"requester_may_approve": object.get(tiers.tiers[tier], "requester_may_approve", false)}}
+}
+
+# With distinct approvers, the people behind any set of required roles must be at least as many
+# as the approvals those roles ask for (Hall's condition, checked over every role and pair of
+# roles and over all of them together: exact for tiers of up to three roles).
+required_roles := [a | some a in tiers.tiers[tier].approvals]
+
+role_groups contains [a] if some a in required_roles
+
+role_groups contains [a, b] if {
+	some a in required_roles
+	some b in required_roles
+	a.role < b.role
+}
+
+role_groups contains required_roles if count(required_roles) > 2
+
+short_groups contains sprintf("%v need %d distinct people, have %d", [roles, needed, have]) if {
+	distinct_approvers
+	some group in role_groups
+	roles := [a.role | some a in group]
+	needed := sum([a.count | some a in group])
+	people := {p | some a in group; some p in approvers[a.role]}
+	have := count(people)
+	have < needed
+	every a in group {
+		count(approvers[a.role]) >= a.count
+	}
+}
+
+domain_checks contains check("approval.distinct_people", passed, "review", msg, "approval", explain) if {
+	distinct_approvers
+	count(required_roles) > 1
+	passed := count(short_groups) == 0
+	msg := sprintf("one person counts for one role only: %v", [[g | some g in short_groups]])
+	explain := {"facts": {"approvals": input.evidence.approvals}, "data": {"required": required_roles}}
 }
 
 domain_checks contains check(sprintf("approval.%s", [a.role]), have >= a.count, "review", msg, "approval", explain) if {
@@ -414,6 +487,13 @@ expected_checks contains sprintf("purpose.dataset.%s", [d.dataset]) if some d in
 expected_checks contains "rollback.plan" if "rollback-plan" in tiers.tiers[tier].requires_evidence
 
 expected_checks contains sprintf("approval.%s", [a.role]) if some a in tiers.tiers[tier].approvals
+
+expected_checks contains "approval.not_requester" if count(tiers.tiers[tier].approvals) > 0
+
+expected_checks contains "approval.distinct_people" if {
+	distinct_approvers
+	count(required_roles) > 1
+}
 
 checked := {c.rule_id | some c in domain_checks}
 
