@@ -45,11 +45,19 @@ def _facts(base: dict[str, Any], **evidence: Any) -> dict[str, Any]:
     return facts
 
 
+_COMPILED: dict[str, CompiledPolicy] = {}
+
+
 def _decide(bundle: PolicyBundle, facts: dict[str, Any], data: dict[str, Any] | None = None,
             rego: dict[str, str] | None = None) -> dict[str, Any]:
-    variant = replace(bundle, data=data if data is not None else bundle.data,
-                      rego_modules=rego if rego is not None else bundle.rego_modules)
-    return CompiledPolicy(variant).evaluate(facts)
+    """The decision for ``facts`` under the bundle with ``data`` and ``rego`` replaced, each
+    variant compiled once (compiling is most of the cost)."""
+    key = repr((bundle.digest, data, rego))
+    if key not in _COMPILED:
+        variant = replace(bundle, data=data if data is not None else bundle.data,
+                          rego_modules=rego if rego is not None else bundle.rego_modules)
+        _COMPILED[key] = CompiledPolicy(variant)
+    return _COMPILED[key].evaluate(facts)
 
 
 def _blocking(decision: dict[str, Any]) -> set[str]:
