@@ -219,3 +219,21 @@ def test_the_completeness_net_expects_every_kind_of_check(bundle: PolicyBundle) 
     expected = "\n".join(source.splitlines()[a] for a, _ in _rules(source, "expected_checks contains"))
     for family in families:
         assert family in expected, f"no expected_checks rule for {family}"
+
+
+def test_every_check_explains_itself(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    """Each check and finding carries a message and the facts and data it used, whether it
+    passed or failed (a deleted ``msg``/``explain`` line must not go unnoticed)."""
+    failing = copy.deepcopy(base_facts)
+    failing["evidence"]["present"] = []
+    failing["evidence"]["rejected"] = [{"ref": "e", "step": "signature", "reason": "x"}]
+    failing["request"]["training_data"] = [{"dataset": "scraped", "age_days": 1}]
+    failing["request"]["deployment"]["regions"] = ["us"]
+    for facts in [*_scenarios(base_facts), failing]:
+        decision = _decide(bundle, facts)
+        for c in [*decision["checks"], *decision["findings"]]:
+            assert isinstance(c["message"], str) and c["message"], c
+            assert isinstance(c["explain"], dict) and set(c["explain"]) == {"facts", "data"}, c
+    messages = {f["rule_id"]: f["message"] for f in _decide(bundle, failing)["findings"]}
+    assert messages["evidence.present.serving-config"] == \
+        "the automated tier requires verified serving-config evidence"
