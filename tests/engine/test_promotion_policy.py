@@ -237,3 +237,14 @@ def test_every_check_explains_itself(bundle: PolicyBundle, base_facts: dict[str,
     messages = {f["rule_id"]: f["message"] for f in _decide(bundle, failing)["findings"]}
     assert messages["evidence.present.serving-config"] == \
         "the automated tier requires verified serving-config evidence"
+
+
+def test_a_tier_that_needs_no_eval_does_not_check_its_baseline(bundle: PolicyBundle,
+                                                               base_facts: dict[str, Any]) -> None:
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["automated"]["requires_evidence"] = ["weights-manifest", "serving-config"]
+    facts = _facts(base_facts)
+    facts["evidence"]["eval"]["baseline_matches"] = False
+    decision = _decide(bundle, facts, data)
+    assert "evidence.eval.baseline" not in {c["rule_id"] for c in decision["checks"]}
+    assert decision["outcome"] == "approve"

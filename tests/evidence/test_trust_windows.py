@@ -276,3 +276,14 @@ def test_a_person_may_hold_a_key_in_trust_yaml(world: World) -> None:
     ml_lead = next(i for i in _load(world, text).identities if i.name == "ml-lead")
     assert ml_lead.person == ml_lead.principal == "dana@example.com"
 
+
+
+def test_a_refusal_is_recorded_with_its_step_and_the_envelope_digest() -> None:
+    import hashlib
+
+    error = KeyNotValidError("key(s) eval-harness not valid at 2026-11-20T12:00:00Z")
+    result = VerificationResult.failed("eval", b"{}", error).to_json()
+    assert result == {
+        "ref": "eval", "envelope_sha256": hashlib.sha256(b"{}").hexdigest(), "verified": False,
+        "kind": None, "predicate_type": None, "signers": [], "issued_at": None, "subject_sha256": None,
+        "failed_step": "key-validity", "reason": "key(s) eval-harness not valid at 2026-11-20T12:00:00Z"}
