@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   create .venv, install slmgate (torch pinned to the CPU build), run the demo
 #   make test   the same set-up, then lint and the whole test suite
+#   make mutate mutation testing of the trust core and the policy (slow; not part of make test)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean mutate
 
 $(BIN)/python:
 	@echo "==> creating virtual environment in $(VENV)"
@@ -32,6 +33,12 @@ lint: install
 test: install lint
 	@echo "==> pytest"
 	$(BIN)/python -m pytest -q
+
+# JOBS workers, each with its own copy of the repository; the scores go to docs/quality.md by hand.
+JOBS ?= 2
+mutate: install
+	@echo "==> mutation testing (tests/mutation/mutate.py, equivalents in tests/mutation/equivalent.yaml)"
+	$(BIN)/python tests/mutation/mutate.py --jobs $(JOBS)
 
 clean:
 	rm -rf $(VENV) out

@@ -89,7 +89,10 @@ def parse_time(text: object, *, what: str) -> datetime:
         raise ValueError(f"{what}: expected an RFC 3339 timestamp, got {text!r}") from exc
     if moment.tzinfo is None:
         raise ValueError(f"{what}: timestamp {text!r} has no UTC offset")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-01:00 is past the calendar's end in UTC
+        raise ValueError(f"{what}: expected an RFC 3339 timestamp, got {text!r} (out of range)") from exc
 
 
 def canonical_json(doc: Any) -> bytes:
@@ -147,7 +150,7 @@ class Statement:
                 raise StatementFormatError(f"statement: subject[{i}].name must be a string")
             parsed.append((name, sha256))
         ptype = doc.get("predicateType")
-        if ptype not in PREDICATE_KINDS:
+        if not isinstance(ptype, str) or ptype not in PREDICATE_KINDS:  # a list is unhashable
             raise StatementFormatError(f"statement: unknown predicateType {ptype!r}")
         predicate = doc.get("predicate")
         if not isinstance(predicate, dict):

@@ -1,0 +1,123 @@
+"""Keys: the two algorithms slmgate signs with, key ids from the public key, and every key file
+it refuses (with the file named)."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from slmgate.evidence import SigningKey
+from slmgate.evidence._keys import PublicKey, write_key_pair
+from slmgate.evidence.errors import InputError
+
+MESSAGE = b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
+
+
+def _spki_sha256(key: PublicKey) -> str:
+    der = serialization.load_pem_public_key(key.to_pem()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_the_default_algorithm_is_ed25519() -> None:
+    key = SigningKey.generate()
+    assert key.public_key.algorithm == "ed25519"
+    assert len(key.sign(MESSAGE)) == 64
+
+
+@pytest.mark.parametrize("algorithm", ["ed25519", "ecdsa-p256"])
+def test_a_signature_verifies_under_its_key_only(algorithm: str) -> None:
+    key, other = SigningKey.generate(algorithm), SigningKey.generate(algorithm)  # type: ignore[arg-type]
+    assert key.public_key.algorithm == algorithm
+    sig = key.sign(MESSAGE)
+    assert key.public_key.verifies(sig, MESSAGE) is True
+    assert key.public_key.verifies(sig, MESSAGE + b" ") is False
+    assert other.public_key.verifies(sig, MESSAGE) is False
+
+
+@pytest.mark.parametrize("algorithm", ["ed25519", "ecdsa-p256"])
+def test_the_key_id_is_the_sha256_of_the_public_key(algorithm: str) -> None:
+    key = SigningKey.generate(algorithm)  # type: ignore[arg-type]
+    assert key.keyid == key.public_key.keyid == _spki_sha256(key.public_key)
+    again = PublicKey.from_pem(key.public_key.to_pem())
+    assert again == key.public_key and again.algorithm == algorithm
+
+
+def test_an_unknown_algorithm_is_refused() -> None:
+    with pytest.raises(InputError, match="unknown key algorithm 'rsa'"):
+        SigningKey.generate("rsa")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("algorithm", ["ed25519", "ecdsa-p256"])
+def test_a_key_pair_round_trips_through_its_files(tmp_path: Path, algorithm: str) -> None:
+    key = SigningKey.generate(algorithm)  # type: ignore[arg-type]
+    private, public = tmp_path / "a" / "k.key", tmp_path / "b" / "k.pub"
+    write_key_pair(key, private, public)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    loaded = SigningKey.load(private)
+    assert loaded.keyid == key.keyid and loaded.public_key.algorithm == algorithm
+    assert PublicKey.load(public) == key.public_key
+    assert key.public_key.verifies(loaded.sign(MESSAGE), MESSAGE)
+
+
+def test_rewriting_a_private_key_keeps_it_private(tmp_path: Path) -> None:
+    private, public = tmp_path / "k.key", tmp_path / "k.pub"
+    private.write_text("old")
+    private.chmod(0o644)
+    write_key_pair(SigningKey.generate(), private, public)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+
+def _pem_public(key: object) -> bytes:
+    return key.public_key().public_bytes(  # type: ignore[attr-defined,no-any-return]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _pem_private(key: object, password: bytes | None = None) -> bytes:
+    encryption = (serialization.BestAvailableEncryption(password) if password
+                  else serialization.NoEncryption())
+    return key.private_bytes(  # type: ignore[attr-defined,no-any-return]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+@pytest.mark.parametrize("pem, message", [
+    (b"not a key", "not a PEM public key"),
+    (_pem_public(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+     "unsupported key type"),
+    (_pem_public(ec.generate_private_key(ec.SECP384R1())), "unsupported key type"),
+])
+def test_public_keys_slmgate_does_not_accept(pem: bytes, message: str) -> None:
+    with pytest.raises(InputError, match=message) as caught:
+        PublicKey.from_pem(pem)
+    assert caught.value.file == "<pem>"
+
+
+def test_a_missing_public_key_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read public key") as caught:
+        PublicKey.load(tmp_path / "none.pub")
+    assert caught.value.file == str(tmp_path / "none.pub")
+
+
+@pytest.mark.parametrize("pem, message", [
+    (b"not a key", "not an unencrypted PEM private key"),
+    (_pem_private(ec.generate_private_key(ec.SECP256R1()), b"secret"), "not an unencrypted PEM private key"),
+    (_pem_private(rsa.generate_private_key(public_exponent=65537, key_size=1024)), "unsupported key type"),
+    (_pem_private(ec.generate_private_key(ec.SECP384R1())), "unsupported key type"),
+])
+def test_private_keys_slmgate_does_not_accept(tmp_path: Path, pem: bytes, message: str) -> None:
+    path = tmp_path / "k.key"
+    path.write_bytes(pem)
+    with pytest.raises(InputError, match=message) as caught:
+        SigningKey.load(path)
+    assert caught.value.file == str(path)
+
+
+def test_a_missing_private_key_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read private key") as caught:
+        SigningKey.load(tmp_path / "none.key")
+    assert caught.value.file == str(tmp_path / "none.key")
