@@ -34,7 +34,8 @@ from slmgate.engine import CompiledPolicy, load_bundle  # noqa: E402
 from slmgate.engine._ledger import Ledger, PendingDecision, bundle_files  # noqa: E402
 from slmgate.engine._ledger_history import LedgerHistory  # noqa: E402
 from slmgate.engine._ledger_verify import GateKeys, verify_ledger  # noqa: E402
-from slmgate.engine._promote import evaluate_promotion, sign_decision_record  # noqa: E402
+from slmgate.engine._evaluate import evaluate_promotion  # noqa: E402
+from slmgate.engine._promote import sign_decision_record  # noqa: E402
 from slmgate.engine._replay import BundleCache, replay  # noqa: E402
 from slmgate.engine._request import request_from_parts  # noqa: E402
 from slmgate.engine._scaffold import init_policy_repo  # noqa: E402

@@ -7,7 +7,8 @@ from ._bundle import BundleInvalid, PolicyBundle, load_bundle
 from ._decision import Decision
 from ._ledger import Ledger, LedgerEntry
 from ._policy import CompiledPolicy
-from ._promote import PromotionResult, evaluate_promotion, sign_decision_record
+from ._evaluate import PromotionResult, evaluate_promotion
+from ._promote import sign_decision_record
 from ._request import PromotionRequest, approval_digest, load_request
 
 __all__ = [

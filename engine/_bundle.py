@@ -18,7 +18,7 @@ import git
 from slmgate.evidence import PREDICATE_TYPES, TrustPolicy
 from slmgate.evidence.errors import InputError
 
-from ._decision_log import FIELDS as DECISION_LOG_FIELDS
+from ._decision import DECISION_LOG_FIELDS
 from ._yamldoc import KeyPath, YamlDocument, load_yaml
 
 DATA_FILES = ("charter", "purposes", "tiers", "subprocessors", "gates", "waivers")

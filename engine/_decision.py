@@ -11,6 +11,21 @@ from slmgate.evidence.errors import PolicyError
 
 from ._schemas import validator
 
+# The fields of a decision-log record (`ledger log`), as mask paths (lists are walked through):
+# what the charter's `decision_log.mask` may name. Kept beside the decision, so the bundle's
+# validation needs nothing from the ledger.
+DECISION_LOG_FIELDS = frozenset({
+    "decision_id", "seq", "timestamp", "recorded_at", "commit", "outcome", "exit_code", "tier",
+    "summary", "model", "model.name", "model.version", "model.weights_digest",
+    "request", "request.id", "request.digest", "request.summary", "request.requested_by",
+    "request.change_classes", "request.changes", "bundle", "bundle.digest", "bundle.revision",
+    "findings", "findings.rule_id", "findings.severity", "findings.message", "findings.evidence_ref",
+    "approvals_needed", "approvals_needed.role", "approvals_needed.count",
+    "evidence", "evidence.ref", "evidence.kind", "evidence.verified", "evidence.envelope_sha256",
+    "evidence.signers", "evidence.failed_step", "evidence.reason",
+})
+
+
 EXIT_APPROVED = 0
 EXIT_DENIED = 1
 EXIT_INVALID_INPUT = 2

@@ -24,23 +24,14 @@ import yaml
 from slmgate.evidence import parse_time
 from slmgate.evidence.errors import InputError
 
+from ._decision import DECISION_LOG_FIELDS
 from ._ledger import LedgerError
 from ._ledger_history import LedgerHistory, RecordedDecision
 
 MASKED = "<masked>"
 OUTCOMES = ("approve", "review", "deny")
 
-# The fields of a log record, as mask paths (lists are walked through).
-FIELDS = frozenset({
-    "decision_id", "seq", "timestamp", "recorded_at", "commit", "outcome", "exit_code", "tier",
-    "summary", "model", "model.name", "model.version", "model.weights_digest",
-    "request", "request.id", "request.digest", "request.summary", "request.requested_by",
-    "request.change_classes", "request.changes", "bundle", "bundle.digest", "bundle.revision",
-    "findings", "findings.rule_id", "findings.severity", "findings.message", "findings.evidence_ref",
-    "approvals_needed", "approvals_needed.role", "approvals_needed.count",
-    "evidence", "evidence.ref", "evidence.kind", "evidence.verified", "evidence.envelope_sha256",
-    "evidence.signers", "evidence.failed_step", "evidence.reason",
-})
+FIELDS = DECISION_LOG_FIELDS  # defined beside the decision it logs
 
 
 def log_record(recorded: RecordedDecision, commit: str | None) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from ._decision import Decision
 from ._ledger import Ledger
 from ._packet_content import packet_attachments, packet_content
 from ._policy import CompiledPolicy
-from ._promote import evaluate_promotion, record_in_ledger, sign_decision_record
+from ._evaluate import evaluate_promotion
+from ._promote import record_in_ledger, sign_decision_record
 from ._request import approval_digest, load_request
 from ._scaffold import init_policy_repo
 from .packet import render_packet

@@ -45,7 +45,7 @@ from slmgate.evidence.errors import EvidenceInvalid, InputError, SignatureError,
 from ._bundle import PolicyBundle, bundle_digest, load_bundle, load_trust_policy
 from ._packet_files import BUNDLE_PREFIX, RECORD_NAME, REQUEST_NAME, bundle_files, evidence_name
 from ._policy import CompiledPolicy
-from ._promote import PromotionResult, evaluate_promotion
+from ._evaluate import PromotionResult, evaluate_promotion
 from ._replay import diff_decisions
 from ._request import PromotionRequest, request_from_parts
 

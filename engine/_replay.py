@@ -14,7 +14,7 @@ from ._bundle import PolicyBundle, load_bundle
 from ._ledger import LedgerError
 from ._ledger_history import LedgerHistory, RecordedDecision
 from ._policy import CompiledPolicy
-from ._promote import EnvelopeVerifier, evaluate_promotion
+from ._evaluate import EnvelopeVerifier, evaluate_promotion
 
 # Compared as a whole; ``summary`` follows from these, ``policy_revision`` names the policy
 # repository's commit, which a bundle laid out from the ledger does not have.

@@ -168,7 +168,8 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
     from ._bundle import load_bundle
     from ._ledger import Ledger
     from ._policy import CompiledPolicy
-    from ._promote import evaluate_promotion, record_in_ledger, sign_decision_record
+    from ._evaluate import evaluate_promotion
+    from ._promote import record_in_ledger, sign_decision_record
     from ._request import RequestLimits, load_request
 
     try:
