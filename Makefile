@@ -2,6 +2,7 @@
 #   make demo   create .venv, install slmgate (torch pinned to the CPU build), run the demo
 #   make test   the same set-up, then lint and the whole test suite
 #   make mutate mutation testing of the trust core and the policy (slow; not part of make test)
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,13 +15,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# pip's own lines are filtered to what shows progress (what it collects, installs, and errors).
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	@echo "==> installing slmgate with runtime and dev extras (constraints.txt pins torch==2.13.0 CPU)"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[runtime,dev]'
+	@echo "==> installing slmgate with runtime and dev extras (constraints.txt pins torch==2.13.0 CPU); a few minutes on a fresh machine"
+	@set -o pipefail; $(BIN)/python -m pip install --progress-bar off -c constraints.txt -e '.[runtime,dev]' 2>&1 \
+	  | { grep --line-buffered -E '^(Collecting|Installing collected|Successfully|Building|ERROR|error)' || true; } \
+	  | sed -u 's/^/    /' || { echo "==> pip install failed; run it by hand to see everything:"; \
+	    echo "    $(BIN)/python -m pip install -c constraints.txt -e '.[runtime,dev]'"; exit 1; }
 	@touch $(STAMP)
+	@echo "==> installed slmgate in $(VENV)"
 
-install: $(STAMP)
-	@echo "==> slmgate installed in $(VENV) (skipped if up to date)"
+install:
+	@if $(MAKE) --no-print-directory -q $(STAMP); then \
+	  echo "==> slmgate in $(VENV) is up to date (pyproject.toml and constraints.txt unchanged)"; \
+	else $(MAKE) --no-print-directory $(STAMP); fi
 
 demo: install
 	@echo "==> slmgate demo --out out/demo"

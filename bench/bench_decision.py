@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from slmgate.engine import CompiledPolicy, load_bundle  # noqa: E402
-from slmgate.engine._policy import _regopy  # noqa: E402
-from slmgate.engine._policytest import _apply  # noqa: E402
+from slmgate.engine.policy._embedded import _regopy  # noqa: E402
+from slmgate.engine.policy._policytest import _apply  # noqa: E402
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -67,7 +67,7 @@ def bench_engines(iterations: int) -> dict[str, dict[str, float]]:
 
 def bench_process(runs: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
-    from slmgate.engine._scaffold import init_policy_repo
+    from slmgate.engine.policy._scaffold import init_policy_repo
     from tests.conftest import World, write_model  # the test fixtures build a signed request
 
     tmp = Path(tempfile.mkdtemp())
@@ -100,9 +100,9 @@ def bench_request_loading(iterations: int) -> dict[str, float]:
     import json
 
     sys.path.insert(0, str(ROOT))
-    from slmgate.engine._request import load_request
-    from slmgate.engine._scaffold import init_policy_repo
     from slmgate.engine._schemas import check_document
+    from slmgate.engine.policy._scaffold import init_policy_repo
+    from slmgate.engine.request._request import load_request
     from tests.conftest import World, write_model
 
     tmp = Path(tempfile.mkdtemp())

@@ -35,10 +35,10 @@ import weasyprint  # noqa: E402
 from pypdf import PdfReader  # noqa: E402
 
 from slmgate.engine import CompiledPolicy, evaluate_promotion, load_bundle, load_request  # noqa: E402
-from slmgate.engine._packet_content import packet_attachments, packet_content  # noqa: E402
-from slmgate.engine._packet_verify import read_record, replay_record  # noqa: E402
-from slmgate.engine._scaffold import init_policy_repo  # noqa: E402
-from slmgate.engine.packet import Attachment, render_packet  # noqa: E402
+from slmgate.engine.packet._content import packet_attachments, packet_content  # noqa: E402
+from slmgate.engine.packet._render import Attachment, render_packet  # noqa: E402
+from slmgate.engine.packet._verify import read_record, replay_record  # noqa: E402
+from slmgate.engine.policy._scaffold import init_policy_repo  # noqa: E402
 from slmgate.evidence import (  # noqa: E402
     SigningKey,
     format_time,
@@ -79,7 +79,7 @@ def _time_render(name: str, evidence: int, parts: Parts, out: Path, runs: int) -
 
 def _demo_parts(demo: Path) -> tuple[Parts, str]:
     """The approved weekly retrain's packet, rebuilt from the demo's ledger (with its bundle)."""
-    from slmgate.engine._ledger_history import LedgerHistory
+    from slmgate.engine.ledger._history import LedgerHistory
 
     with LedgerHistory(demo / "ledger") as history:
         for entry in history.decisions():

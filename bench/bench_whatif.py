@@ -31,16 +31,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from slmgate.engine import CompiledPolicy, load_bundle  # noqa: E402
-from slmgate.engine._ledger import Ledger, PendingDecision, bundle_files  # noqa: E402
-from slmgate.engine._ledger_history import LedgerHistory  # noqa: E402
-from slmgate.engine._ledger_verify import GateKeys, verify_ledger  # noqa: E402
-from slmgate.engine._evaluate import evaluate_promotion  # noqa: E402
-from slmgate.engine._promote import sign_decision_record  # noqa: E402
-from slmgate.engine._replay import BundleCache, replay  # noqa: E402
-from slmgate.engine._request import request_from_parts  # noqa: E402
-from slmgate.engine._scaffold import init_policy_repo  # noqa: E402
-from slmgate.engine._verify_cache import CachedVerifier  # noqa: E402
-from slmgate.engine._whatif import evaluate_entries, what_if  # noqa: E402
+from slmgate.engine.ledger._history import LedgerHistory  # noqa: E402
+from slmgate.engine.ledger._replay import BundleCache, replay  # noqa: E402
+from slmgate.engine.ledger._store import Ledger, PendingDecision, bundle_files  # noqa: E402
+from slmgate.engine.ledger._verify import GateKeys, verify_ledger  # noqa: E402
+from slmgate.engine.ledger._verify_cache import CachedVerifier  # noqa: E402
+from slmgate.engine.ledger._whatif import evaluate_entries, what_if  # noqa: E402
+from slmgate.engine.policy._evaluate import evaluate_promotion  # noqa: E402
+from slmgate.engine.policy._scaffold import init_policy_repo  # noqa: E402
+from slmgate.engine.promote import sign_decision_record  # noqa: E402
+from slmgate.engine.request._request import request_from_parts  # noqa: E402
 from slmgate.evidence import (  # noqa: E402
     SigningKey,
     canonical_json,

@@ -3,13 +3,13 @@
 ``slmgate promote`` runs from here and never imports torch.
 """
 
-from ._bundle import BundleInvalid, PolicyBundle, load_bundle
-from ._decision import Decision
-from ._ledger import Ledger, LedgerEntry
-from ._policy import CompiledPolicy
-from ._evaluate import PromotionResult, evaluate_promotion
-from ._promote import sign_decision_record
-from ._request import PromotionRequest, approval_digest, load_request
+from slmgate.engine.ledger._store import Ledger, LedgerEntry
+from slmgate.engine.policy._bundle import BundleInvalid, PolicyBundle, load_bundle
+from slmgate.engine.policy._decision import Decision
+from slmgate.engine.policy._embedded import CompiledPolicy
+from slmgate.engine.policy._evaluate import PromotionResult, evaluate_promotion
+from slmgate.engine.promote import sign_decision_record
+from slmgate.engine.request._request import PromotionRequest, approval_digest, load_request
 
 __all__ = [
     "BundleInvalid",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from slmgate.engine import approval_digest
-from slmgate.engine._scaffold import init_policy_repo
+from slmgate.engine.policy._scaffold import init_policy_repo
 from slmgate.evidence import (
     SigningKey,
     format_time,

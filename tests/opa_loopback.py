@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from slmgate.engine._policy import _regopy
+from slmgate.engine.policy._embedded import _regopy
 
 
 class _State:

@@ -81,7 +81,7 @@ TARGETS: tuple[Target, ...] = (
     Target("evidence/_manifest.py", (_pytest("tests/evidence/test_manifest.py"),)),
     Target("policies/rego/promotion.rego", (
         (*_CLI, "policy", "check", "--policies", "{root}/_repo"),
-        _pytest("tests/engine/test_promotion_policy.py"),
+        _pytest("tests/engine/policy/test_promotion_policy.py"),
     ), mirrors=("_repo/rego/promotion.rego",)),
 )
 

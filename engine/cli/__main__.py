@@ -1,0 +1,5 @@
+"""`python -m slmgate.engine.cli`: the same as the `slmgate` command."""
+
+from slmgate.engine.cli._main import main
+
+main(prog_name="slmgate")

@@ -1,0 +1,205 @@
+"""`slmgate ledger ...`: verify the ledger, replay one decision, re-evaluate history under a
+changed bundle (what-if), read the decision log, export a decision (OSCAL, JUnit)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from slmgate.engine.cli._common import FORMAT, POLICIES, emit, guarded
+from slmgate.engine.policy import _decision as exits
+from slmgate.evidence import write_atomic
+from slmgate.evidence.errors import EvidenceInvalid, InputError
+
+log = logging.getLogger("slmgate")
+
+LEDGER = click.option(
+    "--ledger", "ledger_dir", type=click.Path(path_type=Path), envvar="SLMGATE_LEDGER", required=True,
+    help="The ledger folder (a git repository written by `slmgate promote --ledger`). Env: SLMGATE_LEDGER.",
+)
+
+
+@click.group()
+def ledger() -> None:
+    """Audit the decision ledger: verify, replay, what-if, log, export.
+
+    \b
+    Exit codes: verify 0 intact / 4 a bad commit; replay 0 same / 1 differs;
+    what-if 0 no decision flips / 1 some flip; 2 bad usage or not a ledger (nothing written).
+    """
+
+
+@ledger.command()
+@LEDGER
+@click.option("--trust", type=click.Path(path_type=Path), default=None,
+              help="Trust policy whose decision-record signers are the gate keys.")
+@click.option("--gate-key", "gate_keys", type=click.Path(path_type=Path), multiple=True,
+              help="The gate's public key (PEM); repeatable.")
+@click.option("--unsafe-allow-unsigned-chain", "unsigned", is_flag=True,
+              help="Accept chain entries written without the gate key. Unsafe: a deleted decision "
+                   "with the chain rebuilt after it is then not detected.")
+@click.option("--checkpoint", "checkpoints", type=click.Path(path_type=Path), multiple=True,
+              help="A signed checkpoint (`ledger checkpoint`, `promote --checkpoint-out`) kept "
+                   "outside the ledger; repeatable. Fails if the ledger was cut back or rewritten.")
+@FORMAT
+@guarded
+def verify(ledger_dir: Path, trust: Path | None, gate_keys: tuple[Path, ...], unsigned: bool,
+           checkpoints: tuple[Path, ...], fmt: str) -> None:
+    """Check every commit: signatures under the root of trust you pass, every referenced file
+    present and matching its digest, the chain unbroken; with --checkpoint, that the ledger still
+    holds at least the decisions each checkpoint saw, with its head entry at its position.
+    Exit 4 names the first bad commit or checkpoint."""
+    from slmgate.engine.ledger._checkpoint import check_checkpoints, read_checkpoint
+    from slmgate.engine.ledger._verify import GateKeys, Problem, report_text, verify_ledger
+
+    if bool(trust) == bool(gate_keys):
+        raise InputError("pass the root of trust: exactly one of --trust TRUST.yaml or --gate-key PUB",
+                         advice="never a key read from the ledger itself")
+    gates = GateKeys.from_trust_file(trust) if trust else GateKeys.from_public_keys(gate_keys)
+    read, unsigned_checkpoints = [], []
+    for path in checkpoints:  # malformed: exit 2 before anything else; unsigned: a problem
+        try:
+            read.append(read_checkpoint(path, gates))
+        except InputError:
+            raise
+        except EvidenceInvalid as exc:
+            unsigned_checkpoints.append(exc.message)
+    report = verify_ledger(ledger_dir, gates, allow_unsigned_chain=unsigned)
+    report.problems.extend(Problem(report.head, None, m) for m in unsigned_checkpoints)
+    check_checkpoints(report, read)
+    emit(fmt, report.to_json(), report_text(report))
+    sys.exit(0 if report.ok else exits.EXIT_UNVERIFIED)
+
+
+@ledger.command()
+@LEDGER
+@click.option("--signing-key", type=click.Path(path_type=Path), envvar="SLMGATE_GATE_KEY",
+              required=True, help="The gate's private key. Env: SLMGATE_GATE_KEY.")
+@click.option("--trust", type=click.Path(path_type=Path), default=None,
+              help="Verify the ledger under this trust policy first (default: the signing key's "
+                   "public key alone, which fails once the gate key was rotated).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Where the signed checkpoint goes (keep it outside the ledger's reach).")
+@click.option("--at", "at", default=None, metavar="RFC3339", help="The checkpoint time (default: now).")
+@FORMAT
+@guarded
+def checkpoint(ledger_dir: Path, signing_key: Path, trust: Path | None, output: Path,
+               at: str | None, fmt: str) -> None:
+    """Sign a checkpoint of the ledger: its number of decisions, its head entry's sha256 and the
+    time. The ledger is verified first; a ledger that does not verify is never checkpointed
+    (exit 4). Keep checkpoints where the ledger's writers cannot reach (CI artifacts)."""
+    from datetime import UTC, datetime
+
+    from slmgate.engine.ledger._checkpoint import ledger_checkpoint
+    from slmgate.engine.ledger._verify import GateKeys, report_text, verify_ledger
+    from slmgate.evidence import PublicKey, SigningKey, parse_time
+
+    key = SigningKey.load(signing_key)
+    try:
+        now = parse_time(at, what="--at") if at else datetime.now(UTC).replace(microsecond=0)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    gates = (GateKeys.from_trust_file(trust) if trust else
+             GateKeys(((PublicKey.from_pem(key.public_key.to_pem()), None, None),)))
+    report = verify_ledger(ledger_dir, gates)
+    if not report.ok:
+        emit(fmt, report.to_json(), report_text(report) + "\nno checkpoint written")
+        sys.exit(exits.EXIT_UNVERIFIED)
+    write_atomic(output, ledger_checkpoint(ledger_dir, key, now, decisions=report.decisions,
+                                           head_entry=report.head_entry))
+    emit(fmt, {"checkpoint": str(output), "decisions": report.decisions,
+               "head_entry": report.head_entry},
+         f"checkpoint: {output} ({report.decisions} decision(s), head entry {report.head_entry})")
+
+
+@ledger.command()
+@click.argument("decision_id")
+@LEDGER
+@FORMAT
+@guarded
+def replay(decision_id: str, ledger_dir: Path, fmt: str) -> None:
+    """Re-evaluate DECISION_ID (or a unique prefix) from what the ledger recorded, under the
+    bundle and at the time it was decided; exit 0 when the same, 1 when it differs."""
+    from slmgate.engine.ledger._history import LedgerHistory
+    from slmgate.engine.ledger._replay import replay as replay_decision
+
+    with LedgerHistory(ledger_dir) as history:
+        result = replay_decision(history, decision_id)
+    emit(fmt, result.to_json(), result.text())
+    sys.exit(0 if result.same else 1)
+
+
+@ledger.command("what-if")
+@LEDGER
+@POLICIES
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes (each compiles the bundle once).")
+@FORMAT
+@guarded
+def what_if(ledger_dir: Path, policies: Path, jobs: int, fmt: str) -> None:
+    """Re-evaluate every recorded promotion under the bundle at --policies, each at its own
+    recorded time, and report which decisions flip and by which rules; exit 1 if any flips."""
+    from slmgate.engine.ledger._whatif import what_if as run
+
+    def progress(done: int, total: int) -> None:
+        log.info("what-if: %d/%d decisions", done, total)
+
+    report = run(ledger_dir, policies, jobs=jobs, progress=progress)
+    emit(fmt, report.to_json(), report.text())
+    sys.exit(1 if report.flips else 0)
+
+
+@ledger.command("log")
+@LEDGER
+@click.option("--model", default=None, help="Only this model name.")
+@click.option("--outcome", "outcomes", type=click.Choice(["approve", "review", "deny"]), multiple=True,
+              help="Only these outcomes; repeatable.")
+@click.option("--since", default=None, metavar="DATE|RFC3339", help="Decided at or after (UTC).")
+@click.option("--until", default=None, metavar="DATE|RFC3339", help="Decided at or before (UTC).")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
+              help="One line per decision, or one JSON object per line.")
+@guarded
+def log_command(ledger_dir: Path, model: str | None, outcomes: tuple[str, ...], since: str | None,
+                until: str | None, fmt: str) -> None:
+    """The decision history, oldest first, with fields masked where each decision's bundle says
+    so (charter.yaml decision_log.mask)."""
+    from slmgate.engine.ledger._decision_log import decision_log, log_line, parse_bound
+    from slmgate.engine.ledger._history import LedgerHistory
+
+    lower = parse_bound(since, end=False, what="--since") if since else None
+    upper = parse_bound(until, end=True, what="--until") if until else None
+    with LedgerHistory(ledger_dir) as history:
+        records = list(decision_log(history, model=model, outcomes=outcomes, since=lower, until=upper))
+    for record in records:
+        click.echo(json.dumps(record, sort_keys=True) if fmt == "jsonl" else log_line(record))
+
+
+@ledger.command()
+@click.argument("decision_id")
+@LEDGER
+@click.option("--oscal", type=click.Path(path_type=Path), default=None,
+              help="Write OSCAL assessment results (JSON) here.")
+@click.option("--junit", type=click.Path(path_type=Path), default=None,
+              help="Write JUnit XML here.")
+@guarded
+def export(decision_id: str, ledger_dir: Path, oscal: Path | None, junit: Path | None) -> None:
+    """Export one recorded decision for other tools: OSCAL assessment results, JUnit XML."""
+    from slmgate.engine.ledger._history import LedgerHistory
+    from slmgate.engine.ledger._junit import decision_junit
+    from slmgate.engine.ledger._oscal import assessment_results
+
+    if not oscal and not junit:
+        raise InputError("nothing to export: pass --oscal OUT.json and/or --junit OUT.xml")
+    with LedgerHistory(ledger_dir) as history:
+        recorded = history.load(history.resolve(decision_id))
+    if oscal:
+        doc = assessment_results(recorded)
+        write_atomic(oscal, json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
+        click.echo(f"oscal: {oscal}")
+    if junit:
+        write_atomic(junit, decision_junit(recorded.decision).encode())
+        click.echo(f"junit: {junit}")

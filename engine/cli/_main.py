@@ -1,0 +1,258 @@
+"""The `slmgate` command line. Results go to stdout, logs and progress to stderr; errors become
+exit codes in one place (``_cli_common.exit_code_for``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from slmgate.engine.cli._common import FORMAT, POLICIES, emit, guarded
+from slmgate.engine.cli._evidence import evidence, keys
+from slmgate.engine.cli._ledger import ledger as ledger_group
+from slmgate.engine.cli._policy import policy
+from slmgate.engine.cli._runtime import evidence as _runtime_commands  # noqa: F401  (registers hash, ...)
+from slmgate.engine.policy import _decision as exits
+from slmgate.evidence import SigningKey, parse_time
+from slmgate.evidence.errors import InputError, PolicyError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log verification steps to stderr.")
+@click.version_option(package_name="slmgate")
+def main(verbose: bool) -> None:
+    """slmgate: the policy gate for promoting small language models.
+
+    \b
+    Exit codes of `promote` (and every command that decides):
+      0 approved   1 denied   2 bad usage or invalid input (nothing written)
+      3 human review required   4 verification or internal error (a denial)
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="slmgate: %(message)s", stream=sys.stderr)
+    # `slmgate ledger log | head` ends quietly, as Unix tools do, instead of an internal error.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
+# ------------------------------------------------------------------------------------ demo
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out/demo"), show_default=True,
+              help="Output folder; replaced if it holds an earlier demo, refused otherwise.")
+@FORMAT
+@guarded
+def demo(out: Path, fmt: str) -> None:
+    """Run the whole main path on the embedded defaults (no server, no network).
+
+    Lays out a policy repository with fresh keys, trains a baseline and two candidate models
+    on the CPU, signs evidence about them, and runs four promotions: approved, denied for a
+    stress regression, denied for tampered evidence, and held for human sign-off. Each decision
+    goes to a git ledger and a PDF packet.
+    """
+    from slmgate.engine.demo import run_demo
+
+    results = run_demo(out)
+    lines = ["", f"slmgate demo — {len(results)} promotions through the gate", ""]
+    for r in results:
+        d = r.decision
+        lines.append(f"  {r.name:<26} {d.outcome.upper():<8} exit {d.exit_code}  ({r.story})")
+        lines.append(f"  {'':<26} {d.summary()}")
+        for f in [f for f in d.findings if f["severity"] != "info"][:3]:
+            lines.append(f"  {'':<26}   - {f['rule_id']}: {f['message']}")
+        lines.append(f"  {'':<26} packet: {r.packet}")
+    lines += ["", f"  ledger:   {out / 'ledger'}  (git log there shows one commit per decision)",
+              f"  policies: {out / 'policy-repo'}", f"  summary:  {out / 'summary.json'}"]
+    emit(fmt, json.loads((out / "summary.json").read_text()), "\n".join(lines))
+
+
+# ------------------------------------------------------------------------------------ init
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--secrets", type=click.Path(path_type=Path), default=None,
+              help="Where private keys go (mode 0600). Default: DIRECTORY-secrets beside it.")
+@click.option("--algorithm", type=click.Choice(["ed25519", "ecdsa-p256"]), default="ed25519",
+              show_default=True)
+@guarded
+def init(directory: Path, secrets: Path | None, algorithm: str) -> None:
+    """Scaffold a policy repository from the default bundle, with fresh keys."""
+    from slmgate.engine.policy._scaffold import init_policy_repo
+
+    secrets = secrets or directory.with_name(directory.name + "-secrets")
+    private = init_policy_repo(directory, secrets, algorithm=algorithm)
+    click.echo(f"policy repository: {directory} (git, one commit)")
+    for name, path in private.items():
+        click.echo(f"  {name:<16} private key {path}")
+    click.echo("keep the private keys out of the policy repository; move them to your vault")
+
+
+# ------------------------------------------------------------------------------------ promote
+
+
+def _explained(item: dict[str, object]) -> str:
+    explain = item.get("explain") or {}
+    return "\n".join(f"           {part}: {json.dumps(value, sort_keys=True, default=str)}"
+                     for part, value in sorted(explain.items()) if value)  # type: ignore[union-attr]
+
+
+def _decision_text(d: exits.Decision, explain: bool = False) -> str:
+    model = d.request["model"]
+    lines = [f"{d.outcome.upper()}: {model['name']} {model['version']} ({d.tier} tier) — {d.summary()}",
+             f"  decision {d.id} under {d.bundle_digest} (revision {d.policy_revision or 'none'})"]
+    for r in d.evidence:
+        mark = "ok  " if r.verified else "FAIL"
+        detail = ", ".join(r.signers) if r.verified else f"{r.failed_step}: {r.reason}"
+        lines.append(f"  evidence {mark} {r.ref}: {detail}")
+    for f in d.findings:
+        lines.append(f"  {f['severity']:<6} {f['rule_id']}: {f['message']}")
+        if explain:
+            lines.append(_explained(f))
+    for a in d.approvals_needed:
+        lines.append(f"  needs  {a['count']}× {a['role']} approval")
+    if explain:
+        for c in (c for c in d.checks if c["passed"]):
+            lines.append(f"  passed {c['rule_id']}: {c['message']}")
+            lines.append(_explained(c))
+    return "\n".join(line for line in lines if line)
+
+
+@main.command()
+@click.argument("request", type=click.Path(path_type=Path))
+@POLICIES
+@click.option("--ledger", type=click.Path(path_type=Path), default=None,
+              help="Record the signed decision in this git ledger (created if absent).")
+@click.option("--signing-key", type=click.Path(path_type=Path), envvar="SLMGATE_GATE_KEY",
+              default=None, help="The gate's private key for the decision record. Env: SLMGATE_GATE_KEY.")
+@click.option("--packet", type=click.Path(path_type=Path), default=None,
+              help="Write the auditor packet (PDF/A-3b) here.")
+@click.option("--at", "at", default=None, metavar="RFC3339",
+              help="Evaluate as of this time instead of now: a dry run only, refused with "
+                   "--ledger, --packet and --signing-key (a recorded decision is never backdated).")
+@click.option("--evidence-root", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Paths in the request are relative to its folder and must stay inside it, or "
+                   "inside DIR when given. Absolute paths, '..' escapes and links leaving it "
+                   "are refused.")
+@click.option("--max-evidence-bytes", type=click.IntRange(min=1), default=16 << 20,
+              show_default=True, help="Largest evidence file read; a larger one is refused.")
+@click.option("--max-request-bytes", type=click.IntRange(min=1), default=1 << 20,
+              show_default=True, help="Largest request file read; a larger one is refused "
+                                      "before parsing.")
+@click.option("--explain", is_flag=True,
+              help="Show, for each finding and passed check, the facts and policy data it used.")
+@click.option("--engine", type=click.Choice(["embedded", "opa"]), default="embedded", show_default=True,
+              help="embedded: regopy in-process. opa: an OPA server (--opa-url), fed this bundle.")
+@click.option("--opa-url", default=None, envvar="SLMGATE_OPA_URL", metavar="URL",
+              help="OPA server for --engine opa, e.g. http://127.0.0.1:8181. Env: SLMGATE_OPA_URL.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
+              show_default=True, help="How the decision is printed on stdout (junit: JUnit XML).")
+@click.option("--checkpoint-out", type=click.Path(path_type=Path), default=None,
+              help="With --ledger: write the ledger's signed checkpoint after recording (a CI artifact).")
+@guarded
+def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Path | None,
+            packet: Path | None, at: str | None, evidence_root: Path | None,
+            max_evidence_bytes: int, max_request_bytes: int, explain: bool, engine: str,
+            opa_url: str | None, fmt: str, checkpoint_out: Path | None) -> None:
+    """Verify the evidence of REQUEST, evaluate the policy, record and report. The exit code is
+    the gate: 0 approved, 1 denied, 2 invalid input, 3 review required, 4 could not verify.
+
+    REQUEST and every file it names are the requester's: paths stay inside the request's
+    folder (or --evidence-root), only regular files within the size limits are read, and a
+    file that is not a DSSE envelope is recorded by its digest only."""
+    from slmgate.engine.ledger._store import Ledger
+    from slmgate.engine.policy._bundle import load_bundle
+    from slmgate.engine.policy._embedded import CompiledPolicy
+    from slmgate.engine.policy._evaluate import evaluate_promotion
+    from slmgate.engine.promote import record_in_ledger, sign_decision_record
+    from slmgate.engine.request._request import RequestLimits, load_request
+
+    try:
+        now = parse_time(at, what="--at") if at else None
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    if at and (ledger or packet or signing_key):
+        raise InputError("--at is for dry runs: a recorded, signed or rendered decision is made "
+                         "at the time it is made", field="--at",
+                         advice="drop --at, or drop --ledger/--packet/--signing-key; "
+                                "`slmgate ledger replay` re-evaluates recorded decisions")
+    if ledger and not signing_key:
+        raise InputError("--ledger needs --signing-key (the gate signs every decision record)")
+    if packet and not signing_key:
+        raise InputError("--packet needs --signing-key (a packet without the signed decision "
+                         "record could never verify)")
+    if checkpoint_out and not ledger:
+        raise InputError("--checkpoint-out needs --ledger (it is the ledger's checkpoint)")
+    if engine == "opa" and not opa_url:
+        raise InputError("--engine opa needs --opa-url")
+    limits = RequestLimits(max_request_bytes=max_request_bytes,
+                           max_evidence_bytes=max_evidence_bytes,
+                           max_total_evidence_bytes=16 * max_evidence_bytes)
+    req = load_request(request, evidence_root=evidence_root, limits=limits)
+    bundle = load_bundle(policies)
+    key = SigningKey.load(signing_key) if signing_key else None
+    ledger_db = Ledger(ledger, signing_key=key) if ledger else None
+    if engine == "opa":
+        from slmgate.engine.policy._opa import OpaServerPolicy
+
+        try:
+            policy: CompiledPolicy | OpaServerPolicy = OpaServerPolicy(bundle, opa_url or "")
+        except PolicyError as exc:  # an unreachable decision service is a denial, said plainly
+            raise PolicyError(exc.message, advice="the gate fails closed; check --opa-url") from exc
+    else:
+        policy = CompiledPolicy(bundle)
+    result = evaluate_promotion(req, bundle, policy, now=now)
+    decision = result.decision
+    record = sign_decision_record(decision, key) if key else None
+    entry = None
+    if ledger_db and record:
+        entry = record_in_ledger(ledger_db, decision, record, req, [e.raw for e in req.evidence],
+                                 bundle)
+        if checkpoint_out and key:
+            from slmgate.engine.ledger._checkpoint import checkpoint_of_entry
+            from slmgate.evidence import write_atomic
+
+            write_atomic(checkpoint_out, checkpoint_of_entry(
+                ledger_db.path, entry.commit, entry.seq, key,
+                parse_time(decision.evaluated_at, what="evaluated_at")))
+    if packet:  # WeasyPrint loads only when a packet is asked for
+        from slmgate.engine.packet._content import packet_attachments, packet_content
+        from slmgate.engine.packet._render import render_packet
+
+        render_packet(packet_content(decision, result.facts, bundle, result.verified),
+                      packet_attachments(req, record, decision, bundle), packet)
+    doc = decision.to_json()
+    text = _decision_text(decision, explain)
+    if entry:
+        doc["ledger_commit"] = entry.commit
+        text += f"\n  recorded in {ledger} at {entry.commit[:12]}"
+    if packet:
+        text += f"\n  packet: {packet}"
+    if fmt == "junit":
+        from slmgate.engine.ledger._junit import decision_junit
+
+        click.echo(decision_junit(doc), nl=False)
+    else:
+        emit(fmt, doc, text)
+    sys.exit(decision.exit_code)
+
+
+# ------------------------------------------------------------------------------------ groups
+# Each area keeps its commands in its own module; register new groups here.
+
+from slmgate.engine.cli._packet import packet, ropa  # noqa: E402
+
+main.add_command(policy)
+main.add_command(evidence)
+main.add_command(keys)
+main.add_command(ledger_group)
+main.add_command(packet)
+main.add_command(ropa)
+
+
+if __name__ == "__main__":
+    main(prog_name="slmgate")

@@ -1,0 +1,168 @@
+"""`slmgate packet render|verify` and `slmgate ropa`: auditor packets for recorded decisions,
+their offline re-verification, and the GDPR Art. 30 records of processing."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+
+from slmgate.engine.cli._common import FORMAT, POLICIES, emit, guarded
+from slmgate.engine.policy import _decision as exits
+from slmgate.evidence import parse_time, write_atomic
+from slmgate.evidence.errors import InputError
+
+
+@click.group()
+def packet() -> None:
+    """Render auditor packets for recorded decisions and re-verify packets offline."""
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} ({exc.strerror})", file=str(path)) from exc
+
+
+@packet.command("render")
+@click.option("--ledger", type=click.Path(path_type=Path), default=None,
+              help="A decision ledger; with --decision, render that entry (its stored bundle).")
+@click.option("--decision", "decision_id", default=None, metavar="ID", help="Decision id in --ledger.")
+@click.option("--record", type=click.Path(path_type=Path), default=None,
+              help="A signed decision record (decision-record DSSE envelope).")
+@click.option("--request", type=click.Path(path_type=Path), default=None,
+              help="With --record: the promotion request; its evidence paths are relative to it.")
+@POLICIES
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The packet PDF.")
+@FORMAT
+@guarded
+def packet_render(ledger: Path | None, decision_id: str | None, record: Path | None,
+                  request: Path | None, policies: Path, output: Path, fmt: str) -> None:
+    """Render the packet of a recorded decision, from a ledger entry (with the policy bundle the
+    ledger stored for it, else --policies) or from a decision record and its request (with
+    --policies). The record must verify under the bundle's trust policy, the bundle must be the
+    one decided under, and replaying the request must give the recorded decision.
+    Exit 0 rendered, 2 bad input, 4 the record does not verify or does not replay."""
+    from slmgate.engine.request._request import load_request
+
+    if (ledger is None) == (record is None) or (ledger and not decision_id) or (record and not request):
+        raise InputError("give either --ledger DIR --decision ID, or --record FILE --request FILE")
+    if ledger is not None:
+        from slmgate.engine.ledger._history import LedgerHistory
+        from slmgate.engine.ledger._store import LedgerError
+
+        with LedgerHistory(ledger) as history:
+            entry = history.load(history.resolve(str(decision_id)))
+            digest = str(entry.decision.get("bundle_digest"))
+            try:
+                bundle_root = history.bundle_dir(digest)
+            except LedgerError:
+                bundle_root = policies
+            decision = _render_recorded(entry.record, entry.request, entry.evidence, bundle_root,
+                                        output)
+    else:
+        assert record is not None and request is not None
+        req = load_request(request)
+        decision = _render_recorded(_read(record, "the decision record"), req.raw,
+                                    {e.ref: e.raw for e in req.evidence}, policies, output)
+    emit(fmt, {"packet": str(output), "decision": decision.id, "outcome": decision.outcome},
+         f"packet: {output} ({decision.outcome.upper()} {decision.id})")
+
+
+def _render_recorded(record_raw: bytes, request_raw: bytes, evidence: dict[str, bytes],
+                     policies: Path, output: Path) -> exits.Decision:
+    from slmgate.engine.packet._content import packet_attachments, packet_content
+    from slmgate.engine.packet._render import render_packet
+    from slmgate.engine.packet._verify import BundleError, read_record, replay_record
+    from slmgate.engine.policy._bundle import load_bundle
+
+    bundle = load_bundle(policies)
+    recorded = read_record(record_raw, bundle.trust, f"the trust policy of {policies}")
+    try:
+        req, result, _ = replay_record(recorded, request_raw, evidence, bundle)
+    except BundleError as exc:
+        raise InputError(exc.message, file=str(policies),
+                         advice=f"check out policy revision {recorded.decision.get('policy_revision')}"
+                         ) from exc
+    decision = dataclasses.replace(result.decision,
+                                   policy_revision=recorded.decision.get("policy_revision"))
+    render_packet(packet_content(decision, result.facts, bundle, result.verified),
+                  packet_attachments(req, recorded.raw, decision, bundle), output)
+    return decision
+
+
+@packet.command("verify")
+@click.argument("pdf", type=click.Path(path_type=Path))
+@click.option("--trust", type=click.Path(path_type=Path), default=None,
+              help="Your organisation's trust policy (trust.yaml): the root of trust.")
+@click.option("--gate-key", type=click.Path(path_type=Path), default=None,
+              help="Or only the gate's public key: the root of trust.")
+@FORMAT
+@guarded
+def packet_verify(pdf: Path, trust: Path | None, gate_key: Path | None, fmt: str) -> None:
+    """Re-verify PDF offline from what it carries, under YOUR root of trust (never the packet's
+    own trust policy alone). Exit 0 verified, 4 naming what failed, 2 unreadable input."""
+    from slmgate.engine.packet._verify import RootOfTrust, verify_packet
+
+    if (trust is None) == (gate_key is None):
+        raise InputError("give exactly one root of trust: --trust TRUST.yaml or --gate-key GATE.pub",
+                         advice="the packet's own trust policy is never trusted on its own")
+    if trust is not None:
+        root = RootOfTrust.from_trust_file(trust)
+    else:
+        assert gate_key is not None
+        root = RootOfTrust.from_gate_key(gate_key)
+    report = verify_packet(pdf, root)
+    emit(fmt, report.to_json(), report.text())
+    sys.exit(exits.EXIT_APPROVED if report.ok else exits.EXIT_UNVERIFIED)
+
+
+@click.command("ropa")
+@POLICIES
+@click.option("--format", "fmt", type=click.Choice(["pdf", "csv", "json"]), default="json",
+              show_default=True, help="pdf needs -o; csv and json go to stdout without it.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None)
+@click.option("--as-of", "as_of", default=None, metavar="RFC3339",
+              help="Date of the record. Default: SOURCE_DATE_EPOCH, else the policy commit's time.")
+@guarded
+def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None) -> None:
+    """Records of processing activities (GDPR Art 30(1)) from the policy bundle, one per purpose.
+
+    Controller and DPO, lawful basis, data subjects and categories, recipients, third-country
+    transfers and safeguards, erasure limits, security measures, datasets and flows. A transfer
+    outside a data class's residency without a safeguard, or a dataset whose purpose does not
+    exist, is refused naming it (exit 2)."""
+    from slmgate.engine.packet._ropa import (
+        processing_record,
+        record_time,
+        render_ropa_pdf,
+        ropa_csv,
+        ropa_json,
+    )
+    from slmgate.engine.policy._bundle import load_bundle
+    from slmgate.engine.policy._yamldoc import load_yaml
+
+    if fmt == "pdf" and output is None:
+        raise InputError("--format pdf needs -o OUT.pdf")
+    try:
+        when = parse_time(as_of, what="--as-of") if as_of else None
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    bundle = load_bundle(policies, with_keys=False)
+    when = when or record_time(bundle)
+    record = processing_record(bundle.data, load_yaml(policies / "trust.yaml").data, as_of=when,
+                               bundle_digest=bundle.digest, policy_revision=bundle.revision)
+    if fmt == "pdf":
+        assert output is not None
+        render_ropa_pdf(record, output, when)
+    else:
+        data = ropa_csv(record) if fmt == "csv" else ropa_json(record)
+        if output is None:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+            return
+        write_atomic(output, data)
+    click.echo(f"records of processing ({len(record['activities'])} activities): {output}", err=True)

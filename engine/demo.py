@@ -1,0 +1,278 @@
+"""`slmgate demo`: the whole main path on the embedded defaults, with no server and no network.
+
+Lays out a policy repository with fresh keys, trains a baseline and two candidates, produces
+signed evidence about each, and runs four promotions through the gate: one approved, one denied
+for a stress regression, one denied because an envelope was altered after signing, and one
+held for human sign-off. Every decision is recorded in a git ledger and rendered as a packet.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from slmgate.engine.ledger._store import Ledger
+from slmgate.engine.packet._content import packet_attachments, packet_content
+from slmgate.engine.packet._render import render_packet
+from slmgate.engine.policy._bundle import load_bundle
+from slmgate.engine.policy._decision import Decision
+from slmgate.engine.policy._embedded import CompiledPolicy
+from slmgate.engine.policy._evaluate import evaluate_promotion
+from slmgate.engine.policy._scaffold import init_policy_repo
+from slmgate.engine.promote import record_in_ledger, sign_decision_record
+from slmgate.engine.request._request import approval_digest, load_request
+from slmgate.evidence import (
+    SigningKey,
+    canonical_json,
+    format_time,
+    hash_model_dir,
+    make_statement,
+    sign_envelope,
+    write_atomic,
+)
+from slmgate.evidence.errors import InputError
+
+MARKER = ".slmgate-demo"
+MODEL_NAME = "support-triage"
+
+
+@dataclass(frozen=True)
+class DemoPromotion:
+    name: str
+    story: str
+    expected: str
+    decision: Decision
+    packet: Path
+    commit: str
+
+
+def _say(step: str) -> None:
+    print(f"==> {step}", file=sys.stderr, flush=True)
+
+
+def _sign(secrets: Path, signer: str, subject_name: str, subject_sha256: str, kind: str,
+          predicate: dict[str, Any], dest: Path) -> Path:
+    key = SigningKey.load(secrets / f"{signer}.key")
+    envelope = sign_envelope(make_statement(subject_name, subject_sha256, kind, predicate), [key])
+    write_atomic(dest, envelope.to_json())
+    return dest
+
+
+def _evidence_for(model_dir: Path, baseline_dir: Path, baseline_sha: str, secrets: Path,
+                  dest: Path, now: str) -> tuple[str, dict[str, Path]]:
+    """Sign a weights manifest, an eval result and a serving config about ``model_dir``."""
+    from slmgate.runtime import run_eval  # torch lives there
+
+    manifest = hash_model_dir(model_dir, model_name=MODEL_NAME)
+    root = manifest.root_digest
+    files = {"weights-manifest": _sign(secrets, "runtime", MODEL_NAME, root, "weights-manifest",
+                                       manifest.to_predicate(now), dest / "weights-manifest.dsse.json")}
+    evaluation = run_eval(model_dir, baseline_dir)
+    evaluation["baseline"] = {"name": MODEL_NAME, "digest": {"sha256": baseline_sha}}
+    files["eval-result"] = _sign(secrets, "eval-harness", MODEL_NAME, root, "eval-result",
+                                 evaluation, dest / "eval-result.dsse.json")
+    files["serving-config"] = _capture(model_dir, secrets, root, dest, batch_size=8)
+    return root, files
+
+
+def _capture(model_dir: Path, secrets: Path, root: str, dest: Path, *, batch_size: int) -> Path:
+    """Measure the serving config on this CPU at ``batch_size`` and sign it."""
+    from slmgate.runtime import capture_serving_config  # torch lives there
+
+    serving = capture_serving_config(model_dir, device="cpu", dtype="float32",
+                                     batch_size=batch_size)
+    return _sign(secrets, "runtime", MODEL_NAME, root, "serving-config", serving,
+                 dest / "serving-config.dsse.json")
+
+
+def _deployed(envelope: Path) -> dict[str, Any]:
+    """The serving configuration a request deploys: the one its serving-config measured."""
+    import base64
+
+    statement = json.loads(base64.b64decode(json.loads(envelope.read_bytes())["payload"]))
+    p = statement["predicate"]
+    return {"device": p["device"]["type"], "dtype": p["dtype"], "batch_size": p["batch_size"],
+            "quantization": p.get("quantization", "none"),
+            "runtime_version": p["software"]["torch_version"]}
+
+
+def _request(dest: Path, *, rid: str, summary: str, version: str, root: str, baseline_sha: str,
+             model_dir: Path, change_classes: list[str], evidence: dict[str, Path],
+             changes: list[str]) -> dict[str, Any]:
+    doc = {
+        "apiVersion": "slmgate.dev/v1", "kind": "PromotionRequest", "id": rid,
+        "summary": summary, "requested_by": "ml-engineering@example.com",
+        "model": {"name": MODEL_NAME, "version": version, "weights_digest": f"sha256:{root}",
+                  "path": str(Path("..") / ".." / "models" / model_dir.name)},
+        "baseline": {"name": MODEL_NAME, "version": "1.0.0", "weights_digest": f"sha256:{baseline_sha}"},
+        "change_classes": change_classes,
+        "changes": changes,
+        "deployment": {"purpose": "ticket_routing", "regions": ["eu"],
+                       "subprocessors": ["eu-gpu-cloud"],
+                       "serving": _deployed(evidence["serving-config"])},
+        "training_data": [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"},
+                          {"dataset": "golden_sets", "oldest_record": "2026-01-15"}],
+        "evidence": [{"ref": ref, "path": str(p.relative_to(dest))} for ref, p in evidence.items()],
+    }
+    write_atomic(dest / "request.json", json.dumps(doc, indent=2).encode() + b"\n")
+    return doc
+
+
+def _tamper(envelope_path: Path) -> None:
+    """Raise the stress accuracy inside a signed eval envelope, leaving the signature alone."""
+    import base64
+
+    env = json.loads(envelope_path.read_bytes())
+    statement = json.loads(base64.b64decode(env["payload"]))
+    statement["predicate"]["layers"]["stress"]["metrics"]["accuracy"]["candidate"] = 0.99
+    env["payload"] = base64.b64encode(canonical_json(statement)).decode()
+    write_atomic(envelope_path, json.dumps(env, indent=2).encode() + b"\n")
+
+
+def _prepare_out(out: Path) -> Path:
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise InputError("exists, is not empty and was not written by `slmgate demo`", file=str(out),
+                         advice="choose another --out; the demo only replaces its own output")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    (work / MARKER).write_text("written by slmgate demo; safe to delete\n")
+    return work
+
+
+def _publish(work: Path, out: Path) -> None:
+    """Swap the finished demo into place, so a failed run never leaves half an output."""
+    if out.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        out.rename(trash / "old")
+        work.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        work.rename(out)
+
+
+def run_demo(out: Path, *, progress: Callable[[str], None] = _say) -> list[DemoPromotion]:
+    work = _prepare_out(out)
+    try:
+        results = _run(work, out, progress)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    _publish(work, out)
+    return results
+
+
+def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPromotion]:
+    from slmgate.runtime import train_demo_models  # torch lives there
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    stamp = format_time(now)
+    policy_repo, secrets = work / "policy-repo", work / "secrets"
+    progress(f"[1/6] policy repository from the default bundle, fresh keys -> {out / 'policy-repo'}")
+    init_policy_repo(policy_repo, secrets)
+    bundle = load_bundle(policy_repo)
+
+    progress("[2/6] training baseline, candidate and regressed models (PyTorch, CPU)")
+    models = train_demo_models(work / "models")
+    baseline_sha = hash_model_dir(models["baseline"], model_name=MODEL_NAME).root_digest
+
+    progress("[3/6] signed evidence: weights manifests, eval results (3 layers), serving configs")
+    promos = work / "promotions"
+    good = promos / "01-weekly-retrain"
+    root, ev = _evidence_for(models["candidate"], models["baseline"], baseline_sha, secrets,
+                             good / "evidence", stamp)
+    _request(good, rid="req-weekly-retrain-1.1.0", version="1.1.0", root=root,
+             summary="Weekly retrain of the triage model on refreshed, scrubbed tickets",
+             baseline_sha=baseline_sha, model_dir=models["candidate"],
+             change_classes=["weights_retrain"], evidence=ev,
+             changes=["Weights retrained with character n-grams and typo augmentation",
+                      "Same architecture, same serving config"])
+
+    bad = promos / "02-regressed-candidate"
+    bad_root, bad_ev = _evidence_for(models["regressed"], models["baseline"], baseline_sha, secrets,
+                                     bad / "evidence", stamp)
+    _request(bad, rid="req-weekly-retrain-1.2.0", version="1.2.0", root=bad_root,
+             summary="Retrain that dropped typo augmentation", baseline_sha=baseline_sha,
+             model_dir=models["regressed"], change_classes=["weights_retrain"], evidence=bad_ev,
+             changes=["Weights retrained on word features only, without augmentation"])
+
+    tampered = promos / "03-tampered-evidence"
+    shutil.copytree(good / "evidence", tampered / "evidence")
+    t_ev = {ref: tampered / "evidence" / p.name for ref, p in ev.items()}
+    _tamper(t_ev["eval-result"])
+    _request(tampered, rid="req-weekly-retrain-1.1.0-t", version="1.1.0", root=root,
+             summary="The approved candidate's evidence, with the eval edited after signing",
+             baseline_sha=baseline_sha, model_dir=models["candidate"],
+             change_classes=["weights_retrain"], evidence=t_ev,
+             changes=["Stress accuracy in the eval envelope raised by hand"])
+
+    family = promos / "04-serving-change"
+    shutil.copytree(good / "evidence", family / "evidence")
+    f_ev = {ref: family / "evidence" / p.name for ref, p in ev.items()}
+    f_ev["serving-config"] = _capture(models["candidate"], secrets, root, family / "evidence",
+                                      batch_size=16)
+    plan = {"created_at": stamp, "owner": "release-manager", "mechanism": "feature flag, 5% canary",
+            "max_rollback_minutes": 15, "last_drill": stamp[:10],
+            "previous": {"version": "1.0.0", "weights_digest": f"sha256:{baseline_sha}"}}
+    f_ev["rollback-plan"] = _sign(secrets, "release-manager", MODEL_NAME, root, "rollback-plan",
+                                  plan, family / "evidence" / "rollback-plan.dsse.json")
+    family_doc = _request(family, rid="req-serving-1.1.0-batch16", version="1.1.0", root=root,
+                          summary="Serve the approved weights with batch size 16",
+                          baseline_sha=baseline_sha, model_dir=models["candidate"],
+                          change_classes=["weights_retrain", "serving_config"], evidence=f_ev,
+                          changes=["Serving batch size 8 -> 16"])
+    approval = {"request_id": family_doc["id"], "request_digest": approval_digest(family_doc),
+                "decision": "approve", "approved_at": stamp, "comment": "Latency budget checked"}
+    f_ev["approval-ml-lead"] = _sign(secrets, "ml-lead", MODEL_NAME, root, "approval", approval,
+                                     family / "evidence" / "approval-ml-lead.dsse.json")
+    _request(family, rid="req-serving-1.1.0-batch16", version="1.1.0", root=root,
+             summary="Serve the approved weights with batch size 16", baseline_sha=baseline_sha,
+             model_dir=models["candidate"], change_classes=["weights_retrain", "serving_config"],
+             evidence=f_ev, changes=["Serving batch size 8 -> 16"])
+
+    progress("[4/6] promotions through the gate (regopy, compiled once)")
+    policy = CompiledPolicy(bundle)
+    gate_key = SigningKey.load(secrets / "slmgate-gate.key")
+    ledger = Ledger(work / "ledger", signing_key=gate_key)
+    stories = [
+        (good, "weekly retrain, all gates pass", "approve"),
+        (bad, "candidate regresses on the stress layer", "deny"),
+        (tampered, "eval envelope edited after signing", "deny"),
+        (family, "serving-config change: one of two sign-offs present", "review"),
+    ]
+    results = []
+    packets = work / "packets"
+    for i, (folder, story, expected) in enumerate(stories, 1):
+        # The requests name the shared models/ folder: the workspace is their evidence root.
+        request = load_request(folder / "request.json", evidence_root=work)
+        result = evaluate_promotion(request, bundle, policy, now=now)
+        record = sign_decision_record(result.decision, gate_key)
+        entry = record_in_ledger(ledger, result.decision, record, request,
+                                 [e.raw for e in request.evidence], bundle)
+        if i == 1:
+            progress("[5/6] decisions recorded in the git ledger; rendering PDF packets")
+        pdf = packets / f"{folder.name}.pdf"
+        render_packet(packet_content(result.decision, result.facts, bundle, result.verified),
+                      packet_attachments(request, record, result.decision, bundle), pdf)
+        results.append(DemoPromotion(folder.name, story, expected, result.decision,
+                                     out / "packets" / pdf.name, entry.commit))
+    progress("[6/6] done")
+    summary = {
+        "generated_at": stamp, "policy_bundle": bundle.digest, "ledger": str(out / "ledger"),
+        "promotions": [{"name": r.name, "story": r.story, "expected": r.expected,
+                        "outcome": r.decision.outcome, "exit_code": r.decision.exit_code,
+                        "summary": r.decision.summary(), "packet": str(r.packet),
+                        "ledger_commit": r.commit} for r in results],
+    }
+    write_atomic(work / "summary.json", json.dumps(summary, indent=2).encode() + b"\n")
+    for r in results:
+        if r.decision.outcome != r.expected:
+            raise RuntimeError(f"demo promotion {r.name} gave {r.decision.outcome}, "
+                               f"expected {r.expected}: {r.decision.summary()}")
+    return results

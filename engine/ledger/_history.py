@@ -1,0 +1,234 @@
+"""Reading a ledger: the decisions committed at one commit, read from git objects only (never
+the working tree), each checked against the digests its chain entry names, and the stored
+policy bundles laid out in a temporary folder for evaluation."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import git
+
+from slmgate.engine.ledger._store import (
+    EntryManifest,
+    LedgerCorrupted,
+    LedgerError,
+    bundle_prefix,
+    entry_payload,
+    evidence_path,
+    open_repo,
+    record_path,
+    request_path,
+    sha256_hex,
+)
+from slmgate.engine.request._request import PromotionRequest, request_from_parts
+from slmgate.evidence import Envelope
+from slmgate.evidence.errors import EvidenceInvalid
+
+_ENTRY = re.compile(r"^entries/\d{6}/(\d{8})-([^/]+)\.dsse\.json$")
+
+
+def _files_of(manifest: EntryManifest) -> list[str]:
+    return [record_path(manifest.decision_id), request_path(manifest.decision_id),
+            *(evidence_path(h) for _, h in manifest.evidence)]
+
+
+def record_decision(record: bytes) -> dict[str, Any]:
+    """The decision inside a signed decision record (its signature is not checked here)."""
+    try:
+        statement = json.loads(Envelope.from_json(record).payload)
+        decision = statement["predicate"]["decision"]
+    except (EvidenceInvalid, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise LedgerError(f"not a decision record ({exc})") from exc
+    if not isinstance(decision, dict):
+        raise LedgerError("not a decision record (decision is not an object)")
+    return decision
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    """One decision as the ledger keeps it; every file already matched its recorded digest."""
+
+    entry_path: str
+    entry: bytes
+    manifest: EntryManifest
+    record: bytes
+    request: bytes
+    evidence: dict[str, bytes] = field(repr=False)  # ref -> envelope bytes
+
+    @property
+    def decision_id(self) -> str:
+        return self.manifest.decision_id
+
+    @cached_property
+    def decision(self) -> dict[str, Any]:
+        return record_decision(self.record)
+
+    def promotion_request(self) -> PromotionRequest:
+        return request_from_parts(self.request, self.evidence, source=request_path(self.decision_id))
+
+
+class LedgerHistory:
+    """A read-only view of the ledger at ``path`` as of one commit (HEAD when opened). Use it
+    as a context manager: bundles laid out for evaluation are removed on exit."""
+
+    def __init__(self, path: Path, *, commit: str = "HEAD") -> None:
+        self.path = path
+        self.repo = open_repo(path)
+        try:
+            self.commit = self.repo.git.rev_parse("--verify", f"{commit}^{{commit}}").strip()
+        except git.GitCommandError as exc:
+            raise LedgerError(f"no commit {commit!r} in the ledger", file=str(path)) from exc
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._bundles: dict[str, Path] = {}
+
+    def __enter__(self) -> LedgerHistory:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        self.repo.close()
+
+    @cached_property
+    def tree(self) -> dict[str, str]:
+        """Every file of the commit: path -> blob id (hex)."""
+        out = self.git("ls-tree", "-r", "-z", "--full-tree", self.commit).decode()
+        files = {}
+        for line in filter(None, out.split("\0")):
+            meta, rel = line.split("\t", 1)
+            files[rel] = meta.split()[2]
+        return files
+
+    def git(self, *args: str, feed: str | None = None) -> bytes:
+        """Run a read-only git command in the ledger; ``LedgerError`` when it fails."""
+        proc = subprocess.run(["git", *args], cwd=self.repo.git_dir, capture_output=True,
+                              input=feed.encode() if feed is not None else None, check=False)
+        if proc.returncode != 0:
+            raise LedgerCorrupted(f"git {args[0]} failed ({proc.stderr.decode(errors='replace').strip()}); "
+                                  "the ledger's objects are corrupted", file=str(self.path))
+        return proc.stdout
+
+    def read_blobs(self, blobs: Iterable[str], what: str = "objects") -> dict[str, bytes]:
+        """Many blobs in one ``git cat-file --batch`` run: blob id -> bytes."""
+        wanted = list(dict.fromkeys(blobs))
+        if not wanted:
+            return {}
+        proc = subprocess.run(["git", "cat-file", "--batch"], cwd=self.repo.git_dir,
+                              input="\n".join(wanted).encode() + b"\n", capture_output=True,
+                              check=False)
+        out, pos, found = proc.stdout, 0, {}
+        try:
+            for blob in wanted:
+                end = out.index(b"\n", pos)
+                header = out[pos:end].split()
+                if len(header) != 3 or header[1] != b"blob":
+                    raise ValueError(f"{blob[:12]} is {b' '.join(header[1:]).decode() or 'unreadable'}")
+                size = int(header[2])
+                found[header[0].decode()] = out[end + 1:end + 1 + size]
+                pos = end + 2 + size
+        except ValueError as exc:
+            detail = proc.stderr.decode(errors="replace").strip() or str(exc)
+            raise LedgerCorrupted(f"cannot read {what}: {detail}; the ledger's objects are "
+                              "corrupted or missing", file=str(self.path),
+                              advice="run `slmgate ledger verify`") from exc
+        return found
+
+    def read_blob(self, blob: str, what: str) -> bytes:
+        return self.read_blobs([blob], what)[blob]
+
+    def read(self, rel: str) -> bytes:
+        return self.read_blob(self._blob(rel), rel)
+
+    @cached_property
+    def entry_paths(self) -> list[str]:
+        """The chain entries, in order."""
+        return sorted(p for p in self.tree if _ENTRY.match(p))
+
+    def resolve(self, decision_id: str) -> str:
+        """The entry path of a decision id, or of a unique prefix of one (8 characters at least)."""
+        exact = [p for p in self.entry_paths if _ENTRY.match(p)[2] == decision_id]  # type: ignore[index]
+        if exact:
+            return exact[0]
+        found = [p for p in self.entry_paths
+                 if len(decision_id) >= 8 and _ENTRY.match(p)[2].startswith(decision_id)]  # type: ignore[index]
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise LedgerError(f"decision id prefix {decision_id!r} is ambiguous ({len(found)} decisions)",
+                              file=str(self.path))
+        raise LedgerError(f"no decision {decision_id!r} in the ledger", file=str(self.path),
+                          advice="`slmgate ledger log` lists the recorded decisions")
+
+    def load(self, entry: str) -> RecordedDecision:
+        """One decision; a file that does not match its digest is refused (``LedgerError``)."""
+        return self.load_many([entry])[0]
+
+    def load_many(self, entries: Sequence[str]) -> list[RecordedDecision]:
+        """Decisions by entry path, their files read in two batches."""
+        raws = self.read_blobs((self._blob(e) for e in entries), "chain entries")
+        manifests = [EntryManifest.from_payload(entry_payload(raws[self._blob(e)])[0])
+                     for e in entries]
+        wanted = [self._blob(p) for m in manifests for p in _files_of(m)]
+        blobs = self.read_blobs(wanted, "decision files")
+        loaded = []
+        for entry, manifest in zip(entries, manifests, strict=True):
+            def checked(rel: str, digest: str, entry: str = entry) -> bytes:
+                data = blobs[self._blob(rel)]
+                if sha256_hex(data) != digest:
+                    raise LedgerError(f"{rel} does not match the digest its entry records "
+                                      f"({entry})", file=str(self.path),
+                                      advice="run `slmgate ledger verify`")
+                return data
+
+            record = checked(record_path(manifest.decision_id), manifest.record_sha256)
+            request = checked(request_path(manifest.decision_id), manifest.request_sha256)
+            evidence = {ref: checked(evidence_path(h), h) for ref, h in manifest.evidence}
+            loaded.append(RecordedDecision(entry, raws[self._blob(entry)], manifest, record,
+                                           request, evidence))
+        return loaded
+
+    def _blob(self, rel: str) -> str:
+        blob = self.tree.get(rel)
+        if blob is None:
+            raise LedgerError(f"{rel} is missing from commit {self.commit[:12]}",
+                              file=str(self.path), advice="run `slmgate ledger verify`")
+        return blob
+
+    def decisions(self, batch: int = 500) -> Iterator[RecordedDecision]:
+        """Every decision, in chain order."""
+        for i in range(0, len(self.entry_paths), batch):
+            yield from self.load_many(self.entry_paths[i:i + batch])
+
+    def bundle_files(self, digest: str) -> dict[str, bytes]:
+        prefix = bundle_prefix(digest)
+        paths = {p: b for p, b in self.tree.items() if p.startswith(prefix)}
+        blobs = self.read_blobs(paths.values(), f"bundle {digest}")
+        files = {p[len(prefix):]: blobs[b] for p, b in paths.items()}
+        if not files:
+            raise LedgerError(f"bundle {digest} is not stored in the ledger", file=str(self.path))
+        return files
+
+    def bundle_dir(self, digest: str) -> Path:
+        """The stored bundle laid out in a temporary folder (once per digest)."""
+        if digest not in self._bundles:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="slmgate-ledger-")
+            root = Path(self._tmp.name) / digest.removeprefix("sha256:")
+            for rel, data in self.bundle_files(digest).items():
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_bytes(data)
+            self._bundles[digest] = root
+        return self._bundles[digest]

@@ -1,0 +1,418 @@
+"""The ledger: a git repository (gitpython) with one commit per decision, written atomically.
+
+Layout of every commit's tree::
+
+    slmgate-ledger                            marker: "slmgate decision ledger v2"
+    entries/<seq/100>/<seq>-<id>.dsse.json    the chain: a manifest per decision, signed by the
+                                              gate, naming the previous entry by sha256 (``prev``)
+    decisions/<xx>/<id>.dsse.json             the signed decision record
+    requests/<xx>/<id>.json                   the promotion request, bytes as received
+    evidence/sha256/<h[:2]>/<h>.dsse.json     evidence envelopes, content-addressed, stored once
+    bundles/<digest-hex>/<relpath>            the policy bundle, stored once per digest;
+                                              ``load_bundle`` on it reproduces the digest
+
+``<xx>`` is the first byte of sha256(id), in hex: folders fan out so that a commit rewrites
+small trees, not ones that grow with the ledger. A decision commit only adds files; nothing is
+ever modified or deleted.
+
+Write protocol, all under an exclusive flock on ``.git/slmgate.lock``:
+
+1. recover: drop git lock files and the private index a killed writer left, reset ``.git/index``
+   to HEAD when it differs, delete untracked files under the ledger's folders;
+2. refuse a decision already in HEAD (nothing written);
+3. write the new files (temp file + rename each);
+4. stage them in a private index (``read-tree HEAD``, ``update-index --add``), ``write-tree``,
+   ``commit-tree``;
+5. ``update-ref`` main NEW OLD: the commit point — before it the decision is absent, after it
+   fully recorded;
+6. install the private index as ``.git/index``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import git
+
+from slmgate.evidence import Envelope, SigningKey, canonical_json, format_time, sign_envelope, write_atomic
+from slmgate.evidence.errors import InputError, PolicyError
+
+MARKER = "slmgate-ledger"
+MARKER_TEXT = b"slmgate decision ledger v2\n"
+ENTRY_PAYLOAD_TYPE = "application/vnd.slmgate.ledger-entry+json"
+ENTRY_TYPE = "https://slmgate.dev/ledger-entry/v1"
+FOLDERS = ("entries", "decisions", "requests", "evidence", "bundles")
+_AUTHOR = {"GIT_AUTHOR_NAME": "slmgate", "GIT_AUTHOR_EMAIL": "slmgate@localhost",
+           "GIT_COMMITTER_NAME": "slmgate", "GIT_COMMITTER_EMAIL": "slmgate@localhost"}
+_BRANCH = "refs/heads/main"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+_STALE_LOCKS = ("index.lock", "HEAD.lock", "refs/heads/main.lock", "packed-refs.lock")
+
+
+class LedgerError(InputError):
+    """The ledger cannot be read or written as asked (not a ledger, unreadable object, ...)."""
+
+
+class LedgerCorrupted(LedgerError):
+    """A ledger whose git objects cannot be read: bad usage for the commands that read it (2),
+    but for `ledger verify` a ledger that could not be verified (4)."""
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _shard(decision_id: str) -> str:
+    return hashlib.sha256(decision_id.encode()).hexdigest()[:2]
+
+
+def entry_path(seq: int, decision_id: str) -> str:
+    return f"entries/{seq // 100:06d}/{seq:08d}-{decision_id}.dsse.json"
+
+
+def record_path(decision_id: str) -> str:
+    return f"decisions/{_shard(decision_id)}/{decision_id}.dsse.json"
+
+
+def request_path(decision_id: str) -> str:
+    return f"requests/{_shard(decision_id)}/{decision_id}.json"
+
+
+def evidence_path(hex_digest: str) -> str:
+    return f"evidence/sha256/{hex_digest[:2]}/{hex_digest}.dsse.json"
+
+
+def bundle_prefix(digest: str) -> str:
+    return f"bundles/{digest.removeprefix('sha256:')}/"
+
+
+def files_digest(files: Mapping[str, bytes]) -> str:
+    """The bundle digest of ``load_bundle`` over files given by relative path."""
+    from slmgate.engine.policy._bundle import bundle_digest
+
+    return bundle_digest(files)
+
+
+def bundle_files(root: Path) -> dict[str, bytes]:
+    """Every file of the bundle at ``root`` that shapes a decision, by relative path, exactly as
+    ``load_bundle`` reads and digests them."""
+    from slmgate.engine.policy._bundle import load_bundle
+
+    return dict(load_bundle(root).files)
+
+
+@dataclass(frozen=True)
+class EntryManifest:
+    """One link of the chain. ``prev`` is ``sha256:<hex>`` of the previous entry file's bytes
+    (``None`` for the first); digests are hex sha256 of the files as stored. Round-trips:
+    ``EntryManifest.from_payload(m.payload()) == m``."""
+
+    seq: int
+    prev: str | None
+    decision_id: str
+    outcome: str
+    recorded_at: str
+    record_sha256: str
+    request_sha256: str
+    evidence: tuple[tuple[str, str], ...]  # (ref, sha256 hex), in request order
+    bundle_digest: str
+    policy_revision: str | None
+    slmgate_version: str
+
+    def payload(self) -> bytes:
+        return canonical_json({
+            "_type": ENTRY_TYPE, "seq": self.seq, "prev": self.prev,
+            "decision_id": self.decision_id, "outcome": self.outcome,
+            "recorded_at": self.recorded_at,
+            "record": {"path": record_path(self.decision_id), "sha256": self.record_sha256},
+            "request": {"path": request_path(self.decision_id), "sha256": self.request_sha256},
+            "evidence": [{"ref": r, "sha256": h} for r, h in self.evidence],
+            "bundle": {"digest": self.bundle_digest, "revision": self.policy_revision},
+            "slmgate_version": self.slmgate_version,
+        })
+
+    @classmethod
+    def from_payload(cls, raw: bytes) -> EntryManifest:
+        try:
+            doc = json.loads(raw)
+            if doc["_type"] != ENTRY_TYPE:
+                raise ValueError(f"_type {doc['_type']!r}")
+            manifest = cls(
+                seq=int(doc["seq"]), prev=doc["prev"], decision_id=str(doc["decision_id"]),
+                outcome=str(doc["outcome"]), recorded_at=str(doc["recorded_at"]),
+                record_sha256=str(doc["record"]["sha256"]),
+                request_sha256=str(doc["request"]["sha256"]),
+                evidence=tuple((str(e["ref"]), str(e["sha256"])) for e in doc["evidence"]),
+                bundle_digest=str(doc["bundle"]["digest"]),
+                policy_revision=doc["bundle"]["revision"],
+                slmgate_version=str(doc.get("slmgate_version", "")),
+            )
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise LedgerError(f"not a ledger entry manifest ({exc})") from exc
+        if not _ID.match(manifest.decision_id) or not all(_HEX.match(h) for _, h in manifest.evidence):
+            raise LedgerError("ledger entry manifest names an invalid decision id or digest")
+        return manifest
+
+
+def entry_envelope(manifest: EntryManifest, key: SigningKey | None) -> bytes:
+    """The entry as a DSSE envelope signed by the gate; with no key, an envelope without
+    signatures (``ledger verify`` refuses those unless told the chain may be unsigned)."""
+    if key is not None:
+        return sign_envelope(manifest.payload(), [key], ENTRY_PAYLOAD_TYPE).to_json()
+    return Envelope(ENTRY_PAYLOAD_TYPE, manifest.payload(), ()).to_json()
+
+
+def entry_payload(raw: bytes) -> tuple[bytes, int]:
+    """The manifest bytes inside an entry envelope and its signature count (not verified)."""
+    try:
+        doc = json.loads(raw)
+        if doc["payloadType"] != ENTRY_PAYLOAD_TYPE:
+            raise ValueError(f"payloadType {doc['payloadType']!r}")
+        return base64.b64decode(doc["payload"], validate=True), len(doc["signatures"])
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise LedgerError(f"not a ledger entry envelope ({exc})") from exc
+
+
+def slmgate_version() -> str:
+    try:
+        return metadata.version("slmgate")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    decision_id: str
+    commit: str
+    record_path: str
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class PendingDecision:
+    """Everything one decision commit holds, before it is committed."""
+
+    decision_id: str
+    outcome: str
+    record: bytes
+    request: bytes
+    evidence: tuple[tuple[str, bytes], ...]  # (ref, envelope bytes) in request order
+    bundle: Mapping[str, bytes]  # relative path -> bytes; must hash to bundle_digest
+    bundle_digest: str
+    policy_revision: str | None
+    message: str
+
+    def files(self, seq: int, prev_entry: bytes | None, key: SigningKey | None,
+              stored: set[str], now: datetime | None = None) -> tuple[dict[str, bytes], str]:
+        """The files this decision adds after ``stored`` paths (and the entry's path)."""
+        if not _ID.match(self.decision_id):
+            raise LedgerError(f"invalid decision id {self.decision_id!r}")
+        if files_digest(self.bundle) != self.bundle_digest:
+            raise PolicyError("the policy bundle on disk no longer matches the digest it was "
+                              "decided under; nothing recorded", advice="re-run the promotion")
+        manifest = EntryManifest(
+            seq=seq, prev=f"sha256:{sha256_hex(prev_entry)}" if prev_entry is not None else None,
+            decision_id=self.decision_id, outcome=self.outcome,
+            recorded_at=format_time(now or datetime.now(UTC)),
+            record_sha256=sha256_hex(self.record), request_sha256=sha256_hex(self.request),
+            evidence=tuple((ref, sha256_hex(raw)) for ref, raw in self.evidence),
+            bundle_digest=self.bundle_digest, policy_revision=self.policy_revision,
+            slmgate_version=slmgate_version(),
+        )
+        entry = entry_path(seq, self.decision_id)
+        files = {entry: entry_envelope(manifest, key), record_path(self.decision_id): self.record,
+                 request_path(self.decision_id): self.request}
+        for _, raw in self.evidence:
+            files.setdefault(evidence_path(sha256_hex(raw)), raw)
+        prefix = bundle_prefix(self.bundle_digest)
+        if prefix not in stored:
+            files.update({prefix + rel: data for rel, data in self.bundle.items()})
+        return {p: d for p, d in files.items() if p not in stored}, entry
+
+    def message_for(self, seq: int, entry: bytes) -> str:
+        return (f"{self.message.rstrip()}\n\nSlmgate-Seq: {seq}\n"
+                f"Slmgate-Entry: sha256:{sha256_hex(entry)}\n")
+
+
+_CORRUPT_WORDS = ("corrupt", "inflate", "bad object", "unable to unpack", "invalid object")
+
+
+def _names_marker(repo: git.Repo) -> bool:
+    """HEAD's tree names the marker (so a marker that cannot be read is a damaged object)."""
+    try:
+        repo.git.rev_parse("--verify", "-q", f"HEAD:{MARKER}")
+        return True
+    except git.GitCommandError:
+        return False
+
+
+def open_repo(path: Path) -> git.Repo:
+    """The git repository of an existing ledger; ``LedgerError`` (exit 2) for anything else."""
+    if not path.is_dir():
+        raise LedgerError("no such ledger (not a directory)", file=str(path))
+    try:
+        repo = git.Repo(path)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+        raise LedgerError("exists but is not a slmgate ledger (no git repository)",
+                          file=str(path)) from exc
+    if repo.working_tree_dir is None or Path(repo.working_tree_dir).resolve() != path.resolve():
+        raise LedgerError("not a slmgate ledger (a folder inside another git repository)",
+                          file=str(path))
+    try:
+        marker = repo.git.execute(["git", "cat-file", "blob", f"HEAD:{MARKER}"],
+                                  stdout_as_string=False, strip_newline_in_stdout=False)
+    except git.GitCommandError as exc:
+        if _names_marker(repo) or any(w in str(exc.stderr).lower() for w in _CORRUPT_WORDS):
+            raise LedgerCorrupted(f"the {MARKER} marker in HEAD cannot be read "
+                                  f"({str(exc.stderr).strip()}); the ledger's objects are "
+                                  "corrupted", file=str(path)) from exc
+        raise LedgerError(f"git repository without a {MARKER} marker in HEAD; not a ledger",
+                          file=str(path)) from exc
+    if marker != MARKER_TEXT:
+        raise LedgerError(f"unsupported ledger format ({marker[:40]!r}); this slmgate writes "
+                          f"{MARKER_TEXT.decode().strip()!r}", file=str(path),
+                          advice="start a new ledger; older ledgers have no hash chain")
+    return repo
+
+
+class Ledger:
+    """A decision ledger at ``path``: created on first use, refused if it is some other folder.
+
+    ``signing_key`` (the gate's key) signs each chain entry; without it the entries are unsigned
+    and ``ledger verify`` accepts them only when told the chain may be unsigned."""
+
+    def __init__(self, path: Path, *, signing_key: SigningKey | None = None) -> None:
+        self.path = path
+        self.signing_key = signing_key
+        if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+            _create(path)
+        self.repo = open_repo(path)
+        with self._locked():
+            self._recover()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock_path = Path(self.repo.git_dir) / "slmgate.lock"
+        with lock_path.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        try:
+            return str(self.repo.git.execute(["git", *args], env=dict(env or {})))
+        except git.GitCommandError as exc:
+            raise LedgerError(f"git {args[0]} failed: {str(exc.stderr).strip() or exc}",
+                              file=str(self.path)) from exc
+
+    def _recover(self) -> None:
+        """Undo what an interrupted write left behind; the committed history is untouched."""
+        git_dir = Path(self.repo.git_dir)
+        for name in _STALE_LOCKS:
+            with contextlib.suppress(FileNotFoundError):
+                (git_dir / name).unlink()
+        for leftover in git_dir.glob("slmgate-index*"):
+            leftover.unlink(missing_ok=True)
+        try:
+            self.repo.git.execute(["git", "diff-index", "--cached", "--quiet", "HEAD", "--"])
+        except git.GitCommandError:
+            self._git("read-tree", "HEAD")
+        untracked = self._git("ls-files", "--others", "-z", "--", *FOLDERS)
+        for rel in filter(None, untracked.split("\0")):
+            (self.path / rel).unlink(missing_ok=True)
+
+    def _stored(self, head: str, paths: Sequence[str]) -> set[str]:
+        out = self._git("ls-tree", "--name-only", "-z", head, "--", *(p.rstrip("/") for p in paths))
+        found = set(filter(None, out.split("\0")))
+        return {p for p in paths if p.rstrip("/") in found}
+
+    def _last_entry(self, head: str) -> tuple[int, bytes | None]:
+        shards = [n for n in self._git("ls-tree", "--name-only", "-z", head, "--", "entries/")
+                  .split("\0") if n]
+        if not shards:
+            return 0, None
+        names = [n for n in self._git("ls-tree", "--name-only", "-z", head, "--", max(shards) + "/")
+                 .split("\0") if n]
+        last = max(names)
+        try:
+            raw = self.repo.git.execute(["git", "cat-file", "blob", f"{head}:{last}"],
+                                        stdout_as_string=False, strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            raise LedgerError(f"cannot read the last chain entry {last}: {exc.stderr}",
+                              file=str(self.path)) from exc
+        return int(last.rsplit("/", 1)[1].split("-")[0]), bytes(raw)
+
+    def record_pending(self, pending: PendingDecision) -> LedgerEntry:
+        """Commit one decision atomically (see the module docstring for the protocol)."""
+        with self._locked():
+            self._recover()
+            head = self._git("rev-parse", "--verify", "HEAD^{commit}").strip()
+            if self._stored(head, [record_path(pending.decision_id)]):
+                raise LedgerError(f"decision {pending.decision_id} is already recorded",
+                                  file=str(self.path))
+            seq, prev = self._last_entry(head)
+            candidates = [evidence_path(sha256_hex(raw)) for _, raw in pending.evidence]
+            stored = self._stored(head, [*candidates, bundle_prefix(pending.bundle_digest)])
+            files, entry = pending.files(seq + 1, prev, self.signing_key, stored)
+            for rel, data in files.items():
+                write_atomic(self.path / rel, data)
+            index = Path(self.repo.git_dir) / f"slmgate-index.{os.getpid()}"
+            env = {"GIT_INDEX_FILE": str(index), **_AUTHOR}
+            self._git("read-tree", head, env=env)
+            self._git("update-index", "--add", "--", *sorted(files), env=env)
+            tree = self._git("write-tree", env=env).strip()
+            message = pending.message_for(seq + 1, files[entry])
+            commit = self._git("commit-tree", tree, "-p", head, "-m", message, env=env).strip()
+            self._git("update-ref", _BRANCH, commit, head)  # the commit point
+            os.replace(index, Path(self.repo.git_dir) / "index")
+            return LedgerEntry(pending.decision_id, commit, record_path(pending.decision_id), seq + 1)
+
+    def record(
+        self, decision_id: str, record_envelope: bytes, request_raw: bytes,
+        evidence: Sequence[tuple[str, bytes]], *, outcome: str, bundle: Mapping[str, bytes],
+        bundle_digest: str, policy_revision: str | None, message: str,
+    ) -> LedgerEntry:
+        """Commit one decision; envelopes and bundles already in the ledger are not written again."""
+        return self.record_pending(PendingDecision(
+            decision_id, outcome, record_envelope, request_raw, tuple(evidence), bundle,
+            bundle_digest, policy_revision, message))
+
+
+def _create(path: Path) -> None:
+    """Create a ledger beside ``path`` and rename it into place, so a killed creation leaves
+    nothing that looks like a ledger, and two racing creators end with one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.creating.", dir=path.parent))
+    try:
+        repo = git.Repo.init(work, initial_branch="main")
+        with repo.config_writer() as cfg:
+            cfg.set_value("user", "name", _AUTHOR["GIT_AUTHOR_NAME"])
+            cfg.set_value("user", "email", _AUTHOR["GIT_AUTHOR_EMAIL"])
+        write_atomic(work / MARKER, MARKER_TEXT)
+        repo.git.execute(["git", "add", MARKER])
+        repo.git.execute(["git", "commit", "-q", "-m", "ledger: create"], env=dict(_AUTHOR))
+        repo.close()
+        try:
+            os.rename(work, path)
+        except OSError:
+            if not (path / ".git").exists():
+                raise  # not a racing creator: something else is in the way
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+

@@ -1,0 +1,300 @@
+"""GDPR Art. 30(1) records of processing from the policy bundle: one processing activity per
+purpose — controller and DPO, lawful basis, data subjects and categories, recipients, third-country
+transfers with their safeguards, erasure limits, security measures, and the datasets and
+derivative flows under it. Cross-checked before anything is written; rendered as JSON, CSV
+(RFC 4180, UTF-8 with BOM, one row per activity) or PDF (the packet pipeline)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from slmgate.evidence import format_time
+from slmgate.evidence.errors import InputError
+
+__all__ = [
+    "CSV_COLUMNS", "check_processing", "packet_extract", "processing_record", "record_time",
+    "render_ropa_pdf", "ropa_csv", "ropa_json", "security_measures",
+]
+
+# Regions inside the GDPR's territory; processing anywhere else is a third-country transfer.
+EEA_REGIONS = frozenset({"eu", "eea"})
+_SEP = "; "
+CSV_COLUMNS = (
+    "activity_id", "activity", "uses", "controller", "controller_contact", "dpo_contact",
+    "lawful_basis", "legitimate_interest", "data_subjects", "personal_data_categories",
+    "special_categories", "other_data_categories", "recipients", "third_country_transfers",
+    "erasure_time_limits", "security_measures", "datasets", "derivative_flows",
+)
+
+
+def check_processing(data: Mapping[str, Any]) -> None:
+    """Refuse a bundle whose records would be wrong: a dataset or flow under a purpose (or from a
+    dataset) that does not exist, an unknown data class, or a subprocessor processing a data class
+    outside its residency — or personal data outside the EEA — without a transfer safeguard.
+    Every problem is named at once (``InputError``, exit 2)."""
+    problems: list[str] = []
+    classes = data["charter"]["data_classes"]
+    purposes = data["purposes"]["purposes"]
+    datasets = data["purposes"].get("datasets", {})
+    for pid, p in purposes.items():
+        problems += [f"purposes.yaml: purposes.{pid}: unknown data class {c!r}"
+                     for c in p["data_classes"] if c not in classes]
+    for did, d in datasets.items():
+        if d["purpose"] not in purposes:
+            problems.append(f"purposes.yaml: datasets.{did}: purpose {d['purpose']!r} does not exist")
+    for fid, f in data["purposes"].get("derivative_flows", {}).items():
+        if f["purpose"] not in purposes:
+            problems.append(f"purposes.yaml: derivative_flows.{fid}: purpose {f['purpose']!r} "
+                            "does not exist")
+        if f["source"] not in datasets:
+            problems.append(f"purposes.yaml: derivative_flows.{fid}: source dataset "
+                            f"{f['source']!r} does not exist")
+    for sid, s in data["subprocessors"].get("subprocessors", {}).items():
+        if s.get("transfer_safeguard"):
+            continue
+        for c in s["data_classes"]:
+            declared = classes.get(c)
+            if declared is None:
+                problems.append(f"subprocessors.yaml: subprocessors.{sid}: unknown data class {c!r}")
+                continue
+            outside = sorted(set(s["regions"]) - set(declared["residency"]))
+            third = sorted(set(s["regions"]) - EEA_REGIONS) if declared["personal"] else []
+            if outside:
+                problems.append(f"subprocessors.yaml: subprocessors.{sid}: transfers {c} to "
+                                f"{', '.join(outside)}, outside its residency "
+                                f"{', '.join(declared['residency'])}, without a transfer_safeguard")
+            elif third:
+                problems.append(f"subprocessors.yaml: subprocessors.{sid}: transfers personal data "
+                                f"({c}) to third country {', '.join(third)} without a "
+                                "transfer_safeguard")
+    if problems:
+        body = "\n".join(f"  {p}" for p in problems)
+        raise InputError(f"records of processing refused ({len(problems)} problem(s)):\n{body}",
+                         advice="declare the purpose, or a transfer_safeguard for the subprocessor")
+
+
+def _transfers(sub: Mapping[str, Any], classes: Mapping[str, Any], touched: Iterable[str]) -> list[str]:
+    out = []
+    personal = [c for c in touched if classes[c]["personal"]]
+    for region in sub["regions"]:
+        moved = [c for c in personal
+                 if region not in EEA_REGIONS or region not in classes[c]["residency"]]
+        if moved:
+            out.append(f"{region} ({', '.join(moved)}) — safeguard: "
+                       f"{sub.get('transfer_safeguard') or 'none'}")
+    return out
+
+
+def processing_activities(data: Mapping[str, Any], measures: Sequence[Mapping[str, str]],
+                          only: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """One activity per purpose (``only``: these purposes, in that order)."""
+    charter = data["charter"]
+    classes = charter["data_classes"]
+    purposes = data["purposes"]["purposes"]
+    datasets = data["purposes"].get("datasets", {})
+    flows = data["purposes"].get("derivative_flows", {})
+    subs = data["subprocessors"].get("subprocessors", {})
+    activities = []
+    for pid in (list(only) if only is not None else sorted(purposes)):
+        p = purposes[pid]
+        mine = set(p["data_classes"])
+        recipients, transfers = [], []
+        for sid in sorted(subs):
+            touched = sorted(mine & set(subs[sid]["data_classes"]))
+            if touched:
+                s = subs[sid]
+                recipients.append(f"{s['name']} ({sid}; processor: {s['service']}; "
+                                  f"{', '.join(s['regions'])}; {', '.join(touched)})")
+                transfers += [f"{sid}: {t}" for t in _transfers(s, classes, touched)]
+        my_sets = {d: v for d, v in sorted(datasets.items()) if v["purpose"] == pid}
+        my_flows = {f: v for f, v in sorted(flows.items()) if v["purpose"] == pid}
+        readers = sorted({r for f in my_flows.values() for r in f["readers"]})
+        recipients += [f"{r} (internal; derivative flows)" for r in readers]
+        limits = [f"{pid}: {p['retention_days']} days"]
+        limits += [f"dataset {d}: {v['retention_days']} days" for d, v in my_sets.items()]
+        limits += [f"flow {f}: {v['retention_days']} days" for f, v in my_flows.items()]
+        activities.append({
+            "id": pid, "name": p["name"], "uses": list(p.get("uses", [])),
+            "lawful_basis": p["lawful_basis"], "legitimate_interest": p.get("legitimate_interest"),
+            "data_subjects": list(p["data_subjects"]),
+            "personal_data": [f"{c}: {classes[c]['description']}" for c in p["data_classes"]
+                              if classes[c]["personal"]],
+            "special_categories": [c for c in p["data_classes"] if classes[c].get("special_category")],
+            "other_data": [f"{c}: {classes[c]['description']}" for c in p["data_classes"]
+                           if not classes[c]["personal"]],
+            "recipients": recipients, "transfers": transfers, "erasure_time_limits": limits,
+            "retention_days": p["retention_days"],
+            "security_measures": [m["measure"] for m in measures],
+            "datasets": [{"id": d, **v} for d, v in my_sets.items()],
+            "derivative_flows": [{"id": f, **v} for f, v in my_flows.items()],
+        })
+    return activities
+
+
+def _count(items: Iterable[str]) -> str:
+    return ", ".join(sorted(set(items)))
+
+
+def security_measures(data: Mapping[str, Any], trust: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Art. 30(1)(g): the charter's ``security_measures`` when it states them, then what the bundle
+    itself enforces (signed evidence, trust policy, freshness, assurances, human oversight)."""
+    charter = data["charter"]
+    measures = [{"category": m.get("category", "organisational"), "measure": m["description"],
+                 "source": "charter.yaml"} for m in charter.get("security_measures", [])]
+    idents = trust.get("identities", {})
+    services = sorted(n for n, i in idents.items() if i.get("kind") == "service")
+    people = sorted(n for n, i in idents.items() if i.get("kind") == "person")
+    ages = trust.get("max_age_days", {})
+    measures.append({"category": "technical", "source": "trust.yaml", "measure": (
+        "Model promotions are gated on signed evidence: in-toto statements in DSSE envelopes, "
+        f"verified against a trust policy of {len(idents)} identities (services: "
+        f"{', '.join(services) or 'none'}; people: {', '.join(people) or 'none'}), each allowed to "
+        "sign named predicate kinds only, with key validity windows, revocation and signature "
+        "thresholds")})
+    if ages:
+        measures.append({"category": "technical", "source": "trust.yaml", "measure": (
+            "Evidence freshness limits: " + ", ".join(f"{k} {v} days" for k, v in sorted(ages.items())))})
+    measures.append({"category": "technical", "source": "slmgate", "measure": (
+        "Every decision is signed by the gate and recorded in a tamper-evident git ledger; "
+        "auditor packets carry the signed evidence and re-verify offline")})
+    by_assurance: dict[str, list[str]] = {}
+    for sid, s in sorted(data["subprocessors"].get("subprocessors", {}).items()):
+        for a in s["assurances"]:
+            by_assurance.setdefault(a, []).append(sid)
+    if by_assurance:
+        measures.append({"category": "organisational", "source": "subprocessors.yaml", "measure": (
+            "Subprocessor assurances: " + "; ".join(f"{a} ({', '.join(s)})"
+                                                   for a, s in sorted(by_assurance.items())))})
+    stores = {d.get("store") for d in data["purposes"].get("datasets", {}).values()} - {None}
+    if stores:
+        measures.append({"category": "technical", "source": "purposes.yaml", "measure": (
+            f"Training datasets are kept in named stores only ({_count(stores)})")})
+    flows = data["purposes"].get("derivative_flows", {})
+    if flows:
+        measures.append({"category": "organisational", "source": "purposes.yaml", "measure": (
+            "Derivative data (logged prompts, synthetic examples, labels) readable only by named "
+            "readers: " + "; ".join(f"{f}: {', '.join(v['readers'])}" for f, v in sorted(flows.items())))})
+    hitl = charter.get("risk_appetite", {}).get("human_in_the_loop", [])
+    if hitl:
+        measures.append({"category": "organisational", "source": "charter.yaml", "measure": (
+            "Human in the loop for: " + "; ".join(hitl))})
+    rollback = charter.get("rollback")
+    if rollback:
+        measures.append({"category": "organisational", "source": "charter.yaml", "measure": (
+            f"Rollback within {rollback['max_rollback_minutes']} minutes ({rollback['mechanism']}), "
+            f"owned by {rollback['owner']}, drilled at least every {rollback['drill_max_age_days']} days")})
+    return measures
+
+
+def processing_record(data: Mapping[str, Any], trust: Mapping[str, Any], *, as_of: datetime,
+                      bundle_digest: str, policy_revision: str | None) -> dict[str, Any]:
+    """The whole Art. 30(1) record; ``check_processing`` first, so a bad bundle writes nothing."""
+    check_processing(data)
+    charter = data["charter"]
+    measures = security_measures(data, trust)
+    return {
+        "record": "GDPR Art. 30(1) records of processing activities",
+        "program": charter["program"], "title": charter["title"], "owner": charter["owner"],
+        "controller": dict(charter["controller"]),
+        "as_of": format_time(as_of), "bundle_digest": bundle_digest,
+        "policy_revision": policy_revision,
+        "activities": processing_activities(data, measures),
+        "security_measures": measures,
+        "data_classes": [{"id": c, "special_category": False, **v}
+                         for c, v in sorted(charter["data_classes"].items())],
+        "subprocessors": [{"id": s, "transfer_safeguard": None, **v} for s, v in
+                          sorted(data["subprocessors"].get("subprocessors", {}).items())],
+    }
+
+
+def record_time(bundle: Any) -> datetime:
+    """When the record speaks for, deterministically: SOURCE_DATE_EPOCH when set, else the time of
+    the policy repository's commit, else the newest YAML file's modification time."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC)
+    if bundle.revision:
+        import git
+
+        try:
+            repo = git.Repo(bundle.root, search_parent_directories=True)
+            return repo.commit(bundle.revision).committed_datetime.astimezone(UTC)
+        except (git.GitError, ValueError):
+            pass
+    times = [p.stat().st_mtime for p in Path(bundle.root).glob("*.yaml")]
+    return datetime.fromtimestamp(int(max(times, default=0)), UTC)
+
+
+def ropa_json(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+
+
+def ropa_csv(record: Mapping[str, Any]) -> bytes:
+    """One row per processing activity; lists joined with "; "; RFC 4180 (CRLF, quoted as needed),
+    UTF-8 with a byte-order mark so spreadsheets detect the encoding."""
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(CSV_COLUMNS)
+    c = record["controller"]
+    for a in record["activities"]:
+        writer.writerow([
+            a["id"], a["name"], _SEP.join(a["uses"]), c["name"], c["contact"], c["dpo"],
+            a["lawful_basis"], a["legitimate_interest"] or "", _SEP.join(a["data_subjects"]),
+            _SEP.join(a["personal_data"]), _SEP.join(a["special_categories"]),
+            _SEP.join(a["other_data"]), _SEP.join(a["recipients"]),
+            _SEP.join(a["transfers"]) or "none", _SEP.join(a["erasure_time_limits"]),
+            _SEP.join(a["security_measures"]),
+            _SEP.join(f"{d['id']} ({d['description']}; {d['retention_days']} days)" for d in a["datasets"]),
+            _SEP.join(f"{f['id']} (from {f['source']}; readers {', '.join(f['readers'])})"
+                      for f in a["derivative_flows"]),
+        ])
+    return buf.getvalue().encode("utf-8-sig")
+
+
+def render_ropa_pdf(record: Mapping[str, Any], out: Path, as_of: datetime) -> None:
+    """The record as a PDF/A-3b through the packet pipeline, its JSON and CSV attached."""
+    from slmgate.engine.packet._render import Attachment, render_document
+
+    attachments = [
+        Attachment("ropa.json", ropa_json(record), "The records of processing as JSON"),
+        Attachment("ropa.csv", ropa_csv(record), "One row per processing activity (RFC 4180)",
+                   media_type="text/csv"),
+    ]
+    render_document("ropa.html.j2", {"r": record}, attachments, out, as_of)
+
+
+def packet_extract(data: Mapping[str, Any], deployment: Mapping[str, Any] | None,
+                   training: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """What a promotion touches: the serving purpose and the training datasets' purposes, their
+    data classes, datasets and flows, and the subprocessors the deployment names."""
+    if deployment is None and not training:
+        return None
+    purposes = data["purposes"]["purposes"]
+    datasets = data["purposes"].get("datasets", {})
+    why: dict[str, list[str]] = {}
+    if deployment and deployment.get("purpose") in purposes:
+        why.setdefault(deployment["purpose"], []).append("serving purpose of this deployment")
+    used = [t["dataset"] for t in training if t.get("dataset") in datasets]
+    for d in used:
+        why.setdefault(datasets[d]["purpose"], []).append(f"purpose of training dataset {d}")
+    classes_used = sorted({c for p in why for c in purposes[p]["data_classes"]}
+                          | {c for d in used for c in datasets[d]["data_classes"]})
+    charter_classes = data["charter"]["data_classes"]
+    subs = data["subprocessors"].get("subprocessors", {})
+    flows = data["purposes"].get("derivative_flows", {})
+    return {
+        "purposes": [{"id": p, **purposes[p], "why": "; ".join(w)} for p, w in why.items()],
+        "data_classes": [{"id": c, **charter_classes[c]} for c in classes_used if c in charter_classes],
+        "subprocessors": [{"id": s, **subs[s]} if s in subs else
+                          {"id": s, "name": "not declared in subprocessors.yaml"}
+                          for s in (deployment or {}).get("subprocessors", [])],
+        "datasets": [{"id": d, **datasets[d]} for d in used],
+        "flows": [{"id": f, **v} for f, v in sorted(flows.items()) if v["source"] in used],
+    }

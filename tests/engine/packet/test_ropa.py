@@ -1,0 +1,170 @@
+"""Records of processing (GDPR Art. 30(1)) from the bundle: cross-checks that name the problem,
+a CSV that a spreadsheet (and the csv module) reads as one row per activity, deterministic PDFs."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+import pytest
+import yaml
+from pypdf import PdfReader
+
+from slmgate.engine import load_bundle
+from slmgate.engine.packet._ropa import (
+    CSV_COLUMNS,
+    check_processing,
+    packet_extract,
+    processing_record,
+    render_ropa_pdf,
+    ropa_csv,
+    ropa_json,
+)
+from slmgate.evidence.errors import InputError
+from tests.conftest import World
+
+AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def data(session_world: World) -> dict[str, Any]:
+    return load_bundle(session_world.policies).data
+
+
+@pytest.fixture(scope="module")
+def trust(session_world: World) -> dict[str, Any]:
+    return yaml.safe_load((session_world.policies / "trust.yaml").read_text())
+
+
+def record(data: dict[str, Any], trust: dict[str, Any]) -> dict[str, Any]:
+    return processing_record(data, trust, as_of=AS_OF, bundle_digest="sha256:" + "0" * 64,
+                             policy_revision="abc123")
+
+
+def test_one_activity_per_purpose_with_the_art30_contents(
+    data: dict[str, Any], trust: dict[str, Any]
+) -> None:
+    r = record(data, trust)
+    purposes = data["purposes"]["purposes"]
+    assert [a["id"] for a in r["activities"]] == sorted(purposes)
+    assert r["controller"] == data["charter"]["controller"]
+    for a in r["activities"]:
+        p = purposes[a["id"]]
+        assert a["lawful_basis"] == p["lawful_basis"] and a["data_subjects"] == p["data_subjects"]
+        assert f"{a['id']}: {p['retention_days']} days" in a["erasure_time_limits"]
+        assert {d["id"] for d in a["datasets"]} == {
+            d for d, v in data["purposes"]["datasets"].items() if v["purpose"] == a["id"]}
+        assert a["security_measures"] and a["recipients"]
+    routing = next(a for a in r["activities"] if a["id"] == "ticket_routing")
+    assert any(x.startswith("contact_details:") for x in routing["personal_data"])
+    assert any("Example GPU Cloud SE" in x for x in routing["recipients"])
+    measures = " ".join(m["measure"] for m in r["security_measures"])
+    assert "DSSE" in measures and "iso-27001" in measures and "Human in the loop" in measures
+
+
+def test_a_dataset_whose_purpose_does_not_exist_is_named(data: dict[str, Any]) -> None:
+    bad = copy.deepcopy(data)
+    bad["purposes"]["datasets"]["shadow_copy"] = {
+        "purpose": "marketing", "description": "x", "data_classes": ["ticket_text"], "retention_days": 1}
+    with pytest.raises(InputError, match=r"datasets\.shadow_copy: purpose 'marketing' does not exist"):
+        check_processing(bad)
+
+
+def test_a_transfer_outside_residency_without_safeguard_is_named(data: dict[str, Any]) -> None:
+    bad = copy.deepcopy(data)
+    bad["subprocessors"]["subprocessors"]["us-annotators"] = {
+        "name": "US Annotators", "service": "labelling", "data_classes": ["ticket_text"],
+        "regions": ["us"], "assurances": []}
+    outside = r"us-annotators: transfers ticket_text to us, outside its residency"
+    with pytest.raises(InputError, match=outside):
+        check_processing(bad)
+    bad["subprocessors"]["subprocessors"]["us-annotators"]["transfer_safeguard"] = "EU SCCs 2021/914"
+    check_processing(bad)
+    routing = next(a for a in processing_record(bad, {}, as_of=AS_OF, bundle_digest="x",
+                                                policy_revision=None)["activities"]
+                   if a["id"] == "ticket_routing")
+    assert routing["transfers"] == ["us-annotators: us (ticket_text) — safeguard: EU SCCs 2021/914"]
+
+
+def test_csv_is_rfc4180_one_row_per_activity(data: dict[str, Any], trust: dict[str, Any]) -> None:
+    r = record(data, trust)
+    raw = ropa_csv(r)
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: spreadsheets detect UTF-8
+    text = raw.decode("utf-8-sig")
+    assert "\r\n" in text
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert rows[0] == list(CSV_COLUMNS)
+    assert len(rows) == 1 + len(r["activities"])
+    assert all(len(row) == len(CSV_COLUMNS) for row in rows)
+    by_id = {row[0]: dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows[1:]}
+    routing = by_id["ticket_routing"]
+    assert routing["controller"] == data["charter"]["controller"]["name"]
+    assert routing["dpo_contact"] == data["charter"]["controller"]["dpo"]
+    assert "Example GPU Cloud SE" in routing["recipients"]  # commas and semicolons survive quoting
+    assert routing["third_country_transfers"] == "none"
+
+
+def test_json_round_trips(data: dict[str, Any], trust: dict[str, Any]) -> None:
+    r = record(data, trust)
+    assert json.loads(ropa_json(r)) == json.loads(json.dumps(r))
+
+
+def test_pdf_is_deterministic_pdfa_with_the_record_attached(
+    data: dict[str, Any], trust: dict[str, Any], tmp_path: Path
+) -> None:
+    r = record(data, trust)
+    render_ropa_pdf(r, tmp_path / "a.pdf", AS_OF)
+    render_ropa_pdf(r, tmp_path / "b.pdf", AS_OF)
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+    reader = PdfReader(tmp_path / "a.pdf")
+    text = "".join(p.extract_text() for p in reader.pages)
+    for needle in ("Records of processing activities", data["charter"]["controller"]["dpo"],
+                   "Security measures", "ticket_routing", "Third-country"):
+        assert needle in text
+    assert json.loads(reader.attachments["ropa.json"][0]) == json.loads(ropa_json(r))
+    with pikepdf.open(tmp_path / "a.pdf") as pdf:
+        assert pdf.open_metadata()["pdfaid:part"] == "3"
+        assert all(spec.AFRelationship == pikepdf.Name.Source for spec in pdf.Root.AF)
+
+
+def test_packet_extract_covers_what_the_promotion_touches(data: dict[str, Any]) -> None:
+    extract = packet_extract(data, {"purpose": "ticket_routing", "regions": ["eu"],
+                                    "subprocessors": ["eu-gpu-cloud", "nobody"]},
+                             [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"}])
+    assert extract is not None
+    assert [p["id"] for p in extract["purposes"]] == ["ticket_routing", "model_improvement"]
+    assert [s["id"] for s in extract["subprocessors"]] == ["eu-gpu-cloud", "nobody"]
+    assert extract["subprocessors"][1]["name"] == "not declared in subprocessors.yaml"
+    assert {f["source"] for f in extract["flows"]} == {"tickets_scrubbed"}
+    assert packet_extract(data, None, []) is None
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "slmgate.engine.cli", "ropa", *map(str, args)],
+                          capture_output=True, timeout=120)
+
+
+def test_cli_writes_csv_and_refuses_a_dataset_without_purpose(session_world: World, tmp_path: Path) -> None:
+    ok = run("--policies", session_world.policies, "--format", "csv", "--as-of", "2026-11-20T12:00:00Z")
+    assert ok.returncode == 0, ok.stderr
+    assert len(list(csv.reader(io.StringIO(ok.stdout.decode("utf-8-sig"), newline="")))) >= 3
+    broken = tmp_path / "policies"
+    shutil.copytree(session_world.policies, broken, ignore=shutil.ignore_patterns(".git"))
+    doc = yaml.safe_load((broken / "purposes.yaml").read_text())
+    doc["datasets"]["shadow_copy"] = {"purpose": "marketing", "description": "x",
+                                      "data_classes": ["ticket_text"], "retention_days": 1}
+    (broken / "purposes.yaml").write_text(yaml.safe_dump(doc))
+    bad = run("--policies", broken, "--format", "json")
+    assert bad.returncode == 2
+    assert b"shadow_copy" in bad.stderr and b"marketing" in bad.stderr
+    assert bad.stdout == b""
+    assert run("--policies", session_world.policies, "--format", "pdf").returncode == 2  # needs -o

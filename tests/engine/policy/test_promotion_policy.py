@@ -1,0 +1,250 @@
+"""promotion.rego against policy data the shipped bundle does not hold (a minimum SLO, a
+subprocessor outside residency), and its completeness net: every domain check deleted in turn
+must be caught by ``policy.complete``.
+
+The data variants are set on the loaded bundle, past the YAML validation: they test the Rego's
+own decision, which must hold even for data the validator would refuse.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import yaml
+
+from slmgate.engine import CompiledPolicy, load_bundle
+from slmgate.engine.policy._bundle import PolicyBundle
+from tests.conftest import World
+
+PROBE = """package slmgate.probe
+
+import rego.v1
+
+result := {"satisfied": [id | some id in data.slmgate.promotion.satisfied]}
+"""
+
+
+@pytest.fixture(scope="module")
+def bundle(session_world: World) -> PolicyBundle:
+    return load_bundle(session_world.policies)
+
+
+@pytest.fixture(scope="module")
+def base_facts(session_world: World) -> dict[str, Any]:
+    doc = yaml.safe_load((session_world.policies / "tests" / "promotion.yaml").read_text())
+    return doc["base"]  # type: ignore[no-any-return]
+
+
+def _facts(base: dict[str, Any], **evidence: Any) -> dict[str, Any]:
+    facts = copy.deepcopy(base)
+    facts["evidence"].update(evidence)
+    return facts
+
+
+_COMPILED: dict[str, CompiledPolicy] = {}
+
+
+def _decide(bundle: PolicyBundle, facts: dict[str, Any], data: dict[str, Any] | None = None,
+            rego: dict[str, str] | None = None) -> dict[str, Any]:
+    """The decision for ``facts`` under the bundle with ``data`` and ``rego`` replaced, each
+    variant compiled once (compiling is most of the cost)."""
+    key = repr((bundle.digest, data, rego))
+    if key not in _COMPILED:
+        variant = replace(bundle, data=data if data is not None else bundle.data,
+                          rego_modules=rego if rego is not None else bundle.rego_modules)
+        _COMPILED[key] = CompiledPolicy(variant)
+    return _COMPILED[key].evaluate(facts)
+
+
+def _blocking(decision: dict[str, Any]) -> set[str]:
+    return {f["rule_id"] for f in decision["findings"] if f["severity"] in ("deny", "review")}
+
+
+# ------------------------------------------------------------------ a minimum SLO
+
+
+def _with_min_slo(bundle: PolicyBundle) -> dict[str, Any]:
+    data = copy.deepcopy(bundle.data)
+    data["gates"]["serving"]["throughput_per_s"] = {"min": 100.0}
+    return data
+
+
+@pytest.mark.parametrize("throughput, outcome", [
+    (99.9, "deny"), (100.0, "approve"), (100.1, "approve"), (None, "deny"), ("fast", "deny")])
+def test_a_minimum_slo_is_met_only_at_or_above_it(bundle: PolicyBundle, base_facts: dict[str, Any],
+                                                  throughput: object, outcome: str) -> None:
+    facts = _facts(base_facts)
+    facts["evidence"]["serving"]["throughput_per_s"] = throughput
+    decision = _decide(bundle, facts, _with_min_slo(bundle))
+    assert decision["outcome"] == outcome
+    assert _blocking(decision) == (set() if outcome == "approve" else {"slo.throughput_per_s.min"})
+    check = next(c for c in decision["checks"] if c["rule_id"] == "slo.throughput_per_s.min")
+    assert check["passed"] is (outcome == "approve")
+
+
+def test_an_unreported_minimum_slo_denies(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    decision = _decide(bundle, _facts(base_facts), _with_min_slo(bundle))  # no throughput_per_s
+    assert decision["outcome"] == "deny"
+    assert _blocking(decision) == {"slo.throughput_per_s.min"}
+
+
+def test_a_maximum_slo_is_met_at_the_maximum(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    facts = _facts(base_facts)
+    facts["evidence"]["serving"]["latency_ms_p95"] = 50.0
+    assert _decide(bundle, facts)["outcome"] == "approve"
+
+
+# ------------------------------------------------------------------ subprocessors abroad
+
+
+def _with_us_subprocessor(bundle: PolicyBundle, safeguard: str | None) -> dict[str, Any]:
+    data = copy.deepcopy(bundle.data)
+    classes = data["purposes"]["purposes"]["ticket_routing"]["data_classes"]
+    sp: dict[str, Any] = {"name": "US GPU Inc.", "service": "serving", "data_classes": list(classes),
+                          "regions": ["us"], "assurances": ["dpa-signed"]}
+    if safeguard:
+        sp["transfer_safeguard"] = safeguard
+    data["subprocessors"]["subprocessors"]["us-gpu"] = sp
+    return data
+
+
+@pytest.mark.parametrize("safeguard, outcome", [("eu-scc-2021", "approve"), (None, "deny")])
+def test_a_subprocessor_outside_residency_needs_a_transfer_safeguard(
+        bundle: PolicyBundle, base_facts: dict[str, Any], safeguard: str | None, outcome: str) -> None:
+    facts = _facts(base_facts)
+    facts["request"]["deployment"]["subprocessors"] = ["eu-gpu-cloud", "us-gpu"]
+    decision = _decide(bundle, facts, _with_us_subprocessor(bundle, safeguard))
+    assert decision["outcome"] == outcome
+    assert _blocking(decision) == (set() if safeguard else {"residency.subprocessor.us-gpu"})
+    if not safeguard:
+        finding = next(f for f in decision["findings"] if f["rule_id"] == "residency.subprocessor.us-gpu")
+        assert "outside residency without a transfer safeguard" in finding["message"]
+
+
+# ------------------------------------------------------------------ the eval's baseline
+
+
+@pytest.mark.parametrize("matches", ["absent", None, "yes", 1, False])
+def test_only_a_baseline_that_positively_matches_passes(bundle: PolicyBundle, base_facts: dict[str, Any],
+                                                        matches: object) -> None:
+    facts = _facts(base_facts)
+    if matches == "absent":
+        del facts["evidence"]["eval"]["baseline_matches"]
+    else:
+        facts["evidence"]["eval"]["baseline_matches"] = matches
+    decision = _decide(bundle, facts)
+    assert decision["outcome"] == "deny"
+    assert _blocking(decision) == {"evidence.eval.baseline"}
+
+
+# ------------------------------------------------------------------ satisfied means passed
+
+
+def test_a_failed_check_is_never_counted_as_satisfied(bundle: PolicyBundle,
+                                                      base_facts: dict[str, Any]) -> None:
+    """``approve`` needs every check in ``satisfied``; a failed check must stay out of it even
+    when its finding is somehow lost."""
+    facts = _facts(base_facts)
+    facts["evidence"]["serving"]["latency_ms_p95"] = 80
+    probe = replace(bundle, rego_modules={**bundle.rego_modules, "probe.rego": PROBE})
+    result = CompiledPolicy(probe, entrypoint="slmgate/probe/result").evaluate(facts)
+    assert "slo.latency_ms_p95.max" not in result["satisfied"]
+    assert "gate.stress.accuracy.min" in result["satisfied"]
+
+
+# ------------------------------------------------------------------ the completeness net
+
+
+def _rules(source: str, head: str) -> list[tuple[int, int]]:
+    """(first, last) line indexes of each top-level rule whose head starts with ``head``."""
+    lines = source.splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if not line.startswith(head):
+            continue
+        end = i
+        if line.rstrip().endswith("{"):
+            end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("}"))
+        found.append((i, end))
+    return found
+
+
+def _without_lines(source: str, first: int, last: int) -> str:
+    lines = source.splitlines()
+    return "\n".join(lines[:first] + [""] * (last - first + 1) + lines[last + 1:]) + "\n"
+
+
+def _scenarios(base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Facts under which every domain check produces a result: a privacy-review retrain with
+    training data, regions, subprocessors, a rollback plan and approvals; and a request with
+    no region serving an undeclared purpose."""
+    full = copy.deepcopy(base)
+    full["request"]["change_classes"] = ["data_source_change"]
+    full["evidence"]["present"] = [*full["evidence"]["present"], "rollback-plan"]
+    full["evidence"]["approvals"] = [
+        {"role": "privacy-officer", "signer": "sam", "request_bound": True},
+        {"role": "ml-lead", "signer": "ada", "request_bound": True}]
+    odd = copy.deepcopy(base)
+    odd["request"]["deployment"] = {"purpose": "marketing_insights", "regions": [], "subprocessors": []}
+    return [full, odd]
+
+
+def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
+        bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    source = bundle.rego_modules["promotion.rego"]
+    rules = _rules(source, "domain_checks contains")
+    assert len(rules) >= 12, "the rule heads were not found: has promotion.rego changed its layout?"
+    scenarios = _scenarios(base_facts)
+    for facts in scenarios:  # with every rule present, the net holds and nothing is missing
+        assert "policy.complete" not in _blocking(_decide(bundle, facts))
+    assert _decide(bundle, scenarios[0])["outcome"] == "approve"
+    missed = []
+    for first, last in rules:
+        rego = {**bundle.rego_modules, "promotion.rego": _without_lines(source, first, last)}
+        caught = [("policy.complete" in _blocking(_decide(bundle, facts, rego=rego))) for facts in scenarios]
+        if not any(caught):
+            missed.append(source.splitlines()[first])
+    assert not missed, f"deleting these rules went unnoticed by policy.complete: {missed}"
+
+
+def test_the_completeness_net_expects_every_kind_of_check(bundle: PolicyBundle) -> None:
+    """One ``expected_checks`` rule per family of domain check, so none can vanish unnoticed."""
+    source = bundle.rego_modules["promotion.rego"]
+    families = {re.sub(r"\.%s.*|\".*", "", m) for m in re.findall(
+        r'^domain_checks contains check\((?:sprintf\()?"([\w.%-]+)"', source, re.M)}
+    expected = "\n".join(source.splitlines()[a] for a, _ in _rules(source, "expected_checks contains"))
+    for family in families:
+        assert family in expected, f"no expected_checks rule for {family}"
+
+
+def test_every_check_explains_itself(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    """Each check and finding carries a message and the facts and data it used, whether it
+    passed or failed (a deleted ``msg``/``explain`` line must not go unnoticed)."""
+    failing = copy.deepcopy(base_facts)
+    failing["evidence"]["present"] = []
+    failing["evidence"]["rejected"] = [{"ref": "e", "step": "signature", "reason": "x"}]
+    failing["request"]["training_data"] = [{"dataset": "scraped", "age_days": 1}]
+    failing["request"]["deployment"]["regions"] = ["us"]
+    for facts in [*_scenarios(base_facts), failing]:
+        decision = _decide(bundle, facts)
+        for c in [*decision["checks"], *decision["findings"]]:
+            assert isinstance(c["message"], str) and c["message"], c
+            assert isinstance(c["explain"], dict) and set(c["explain"]) == {"facts", "data"}, c
+    messages = {f["rule_id"]: f["message"] for f in _decide(bundle, failing)["findings"]}
+    assert messages["evidence.present.serving-config"] == \
+        "the automated tier requires verified serving-config evidence"
+
+
+def test_a_tier_that_needs_no_eval_does_not_check_its_baseline(bundle: PolicyBundle,
+                                                               base_facts: dict[str, Any]) -> None:
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["automated"]["requires_evidence"] = ["weights-manifest", "serving-config"]
+    facts = _facts(base_facts)
+    facts["evidence"]["eval"]["baseline_matches"] = False
+    decision = _decide(bundle, facts, data)
+    assert "evidence.eval.baseline" not in {c["rule_id"] for c in decision["checks"]}
+    assert decision["outcome"] == "approve"
