@@ -65,12 +65,14 @@ def test_a_key_pair_round_trips_through_its_files(tmp_path: Path, algorithm: str
     assert key.public_key.verifies(loaded.sign(MESSAGE), MESSAGE)
 
 
-def test_rewriting_a_private_key_keeps_it_private(tmp_path: Path) -> None:
+def test_a_key_is_never_written_over_an_existing_file(tmp_path: Path) -> None:
     private, public = tmp_path / "k.key", tmp_path / "k.pub"
-    private.write_text("old")
-    private.chmod(0o644)
     write_key_pair(SigningKey.generate(), private, public)
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    before = private.read_bytes()
+    with pytest.raises(FileExistsError):
+        write_key_pair(SigningKey.generate(), private, public)
+    assert private.read_bytes() == before and stat.S_IMODE(private.stat().st_mode) == 0o600
 
 
 def _pem_public(key: object) -> bytes:

@@ -43,8 +43,19 @@ def _window(trust: TrustPolicy, valid_from: datetime | None, valid_until: dateti
         for i in trust.identities))
 
 
-def _verify(world: World, trust: TrustPolicy, raw: bytes) -> Any:
-    return verify_envelope(raw, trust, subject_sha256=world.candidate_sha, now=NOW + timedelta(days=1))
+def _verify(world: World, trust: TrustPolicy, raw: bytes, now: datetime | None = None) -> Any:
+    return verify_envelope(raw, trust, subject_sha256=world.candidate_sha,
+                           now=now or NOW + timedelta(days=1))
+
+
+def _inside(moment: datetime, valid_from: datetime | None, valid_until: datetime | None) -> datetime:
+    """A verification time inside the key's window and not before ``moment``, where one exists:
+    a key must be valid at verification too, so the issue-time bounds are tested apart."""
+    if valid_from and moment < valid_from:
+        moment = valid_from
+    if valid_until and moment > valid_until:
+        moment = valid_until
+    return moment
 
 
 # ------------------------------------------------------------------ key validity windows
@@ -64,11 +75,12 @@ def test_a_key_signs_only_inside_its_window(world: World, trust: TrustPolicy, is
                                             verifies: bool) -> None:
     policy = _window(trust, START, END)
     raw = _eval_at(world, issued)
+    now = _inside(issued, START, END)
     if verifies:
-        assert [s.name for s in _verify(world, policy, raw).signers] == ["eval-harness"]
+        assert [s.name for s in _verify(world, policy, raw, now).signers] == ["eval-harness"]
     else:
         with pytest.raises(KeyNotValidError, match="eval-harness"):
-            _verify(world, policy, raw)
+            _verify(world, policy, raw, now)
 
 
 @pytest.mark.parametrize("valid_from, valid_until", [
@@ -77,15 +89,15 @@ def test_an_open_ended_window_bounds_only_one_side(world: World, trust: TrustPol
                                                   valid_from: datetime | None,
                                                   valid_until: datetime | None) -> None:
     policy = _window(trust, valid_from, valid_until)
-    assert _verify(world, policy, _eval_at(world, START)).signers
-    early = _eval_at(world, START - SECOND)
-    late = _eval_at(world, END + SECOND)
-    for raw, refused in ((early, valid_from is not None), (late, valid_until is not None)):
+    assert _verify(world, policy, _eval_at(world, START), _inside(START, valid_from, valid_until)).signers
+    for issued, refused in ((START - SECOND, valid_from is not None),
+                            (END + SECOND, valid_until is not None)):
+        raw, now = _eval_at(world, issued), _inside(issued, valid_from, valid_until)
         if refused:
             with pytest.raises(KeyNotValidError):
-                _verify(world, policy, raw)
+                _verify(world, policy, raw, now)
         else:
-            assert _verify(world, policy, raw).signers
+            assert _verify(world, policy, raw, now).signers
 
 
 def test_valid_at_is_inclusive_and_ignores_missing_bounds(trust: TrustPolicy) -> None:

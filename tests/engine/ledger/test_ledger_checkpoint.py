@@ -9,6 +9,7 @@ from pathlib import Path
 
 from slmgate.engine import Ledger
 from slmgate.evidence import SigningKey, sign_envelope
+from tests.conftest import recent
 from tests.engine.ledger.test_ledger import LedgerKit, ledger_kit, record_promotions, slmgate
 
 __all__ = ["ledger_kit"]  # the session fixture, shared with test_ledger
@@ -96,10 +97,11 @@ def test_promote_writes_the_checkpoint_after_recording(ledger_kit: LedgerKit, tm
     ledger = ledger_kit.copy(tmp_path / "ledger")
     cp = tmp_path / "artifacts" / "checkpoint.json"
     world = ledger_kit.world
-    request = world.request(tmp_path / "req", world.standard_evidence(), rid="req-checkpoint")
+    # a recorded decision is made at the real time (--at is refused with --ledger)
+    request = world.request(tmp_path / "req", world.standard_evidence(when=recent()),
+                            rid="req-checkpoint")
     r = slmgate("promote", request, "--policies", world.policies, "--ledger", ledger,
-                "--signing-key", world.secrets / "slmgate-gate.key", "--checkpoint-out", cp,
-                "--at", "2026-11-20T12:30:00Z")
+                "--signing-key", world.secrets / "slmgate-gate.key", "--checkpoint-out", cp)
     assert r.returncode == 0, r.stdout + r.stderr
     assert _verify(ledger_kit, ledger, cp)[0] == 0
     _git(ledger, "reset", "--hard", "HEAD~1")
