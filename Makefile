@@ -16,7 +16,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # pip's own lines are filtered to what shows progress (what it collects, installs, and errors).
-$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt hashes.txt
+	@echo "==> installing the hash-pinned dependencies (hashes.txt)"
+	@$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r hashes.txt 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/python -c "import regorus" || { echo "==> the hash-pinned install failed"; exit 1; }
 	@echo "==> installing slmgate with runtime and dev extras (constraints.txt pins torch==2.13.0 CPU); a few minutes on a fresh machine"
 	@set -o pipefail; $(BIN)/python -m pip install --progress-bar off -c constraints.txt -e '.[runtime,dev]' 2>&1 \
 	  | { grep --line-buffered -E '^(Collecting|Installing collected|Successfully|Building|ERROR|error)' || true; } \
@@ -27,7 +30,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install:
 	@if $(MAKE) --no-print-directory -q $(STAMP); then \
-	  echo "==> slmgate in $(VENV) is up to date (pyproject.toml and constraints.txt unchanged)"; \
+	  echo "==> slmgate in $(VENV) is up to date (pyproject.toml, constraints.txt, hashes.txt unchanged)"; \
 	else $(MAKE) --no-print-directory $(STAMP); fi
 
 demo: install

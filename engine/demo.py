@@ -23,7 +23,7 @@ from slmgate.engine.packet._content import packet_attachments, packet_content
 from slmgate.engine.packet._render import render_packet
 from slmgate.engine.policy._bundle import load_bundle
 from slmgate.engine.policy._decision import Decision
-from slmgate.engine.policy._embedded import CompiledPolicy
+from slmgate.engine.policy._engines import embedded_engine
 from slmgate.engine.policy._evaluate import evaluate_promotion
 from slmgate.engine.policy._scaffold import init_policy_repo
 from slmgate.engine.promote import record_in_ledger, sign_decision_record
@@ -237,7 +237,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
              evidence=f_ev, changes=["Serving batch size 8 -> 16"])
 
     progress("[4/6] promotions through the gate (regopy, compiled once)")
-    policy = CompiledPolicy(bundle)
+    policy = embedded_engine(bundle)
     gate_key = SigningKey.load(secrets / "slmgate-gate.key")
     ledger = Ledger(work / "ledger", signing_key=gate_key)
     stories = [

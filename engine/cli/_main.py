@@ -145,8 +145,11 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
                                       "before parsing.")
 @click.option("--explain", is_flag=True,
               help="Show, for each finding and passed check, the facts and policy data it used.")
-@click.option("--engine", type=click.Choice(["embedded", "opa"]), default="embedded", show_default=True,
-              help="embedded: regopy in-process. opa: an OPA server (--opa-url), fed this bundle.")
+@click.option("--engine", type=click.Choice(["regorus", "regopy", "opa", "embedded"]),
+              default="regorus", show_default=True,
+              help="regorus (embedded, the default; 'embedded' names it too) or regopy: in-process. "
+                   "opa: an OPA server (--opa-url), fed this bundle. Every engine gives the same "
+                   "decision, byte for byte.")
 @click.option("--opa-url", default=None, envvar="SLMGATE_OPA_URL", metavar="URL",
               help="OPA server for --engine opa, e.g. http://127.0.0.1:8181. Env: SLMGATE_OPA_URL.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
@@ -166,8 +169,8 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
     file that is not a DSSE envelope is recorded by its digest only."""
     from slmgate.engine.ledger._store import Ledger
     from slmgate.engine.policy._bundle import load_bundle
-    from slmgate.engine.policy._embedded import CompiledPolicy
-    from slmgate.engine.policy._evaluate import evaluate_promotion
+    from slmgate.engine.policy._engines import DEFAULT_ENGINE, embedded_engine
+    from slmgate.engine.policy._evaluate import DecisionEngine, evaluate_promotion
     from slmgate.engine.promote import record_in_ledger, sign_decision_record
     from slmgate.engine.request._request import RequestLimits, load_request
 
@@ -200,11 +203,11 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
         from slmgate.engine.policy._opa import OpaServerPolicy
 
         try:
-            policy: CompiledPolicy | OpaServerPolicy = OpaServerPolicy(bundle, opa_url or "")
+            policy: DecisionEngine = OpaServerPolicy(bundle, opa_url or "")
         except PolicyError as exc:  # an unreachable decision service is a denial, said plainly
             raise PolicyError(exc.message, advice="the gate fails closed; check --opa-url") from exc
     else:
-        policy = CompiledPolicy(bundle)
+        policy = embedded_engine(bundle, DEFAULT_ENGINE if engine == "embedded" else engine)
     result = evaluate_promotion(req, bundle, policy, now=now)
     decision = result.decision
     record = sign_decision_record(decision, key) if key else None

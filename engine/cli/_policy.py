@@ -26,11 +26,11 @@ def policy_check(policies: Path, fmt: str) -> None:
     compile the Rego, and run the policy tests: every test passes and every rule is made to fail
     by at least one test. All problems at once; exit 2."""
     from slmgate.engine.policy._bundle import BundleInvalid, Problem, load_bundle
-    from slmgate.engine.policy._embedded import CompiledPolicy
+    from slmgate.engine.policy._engines import embedded_engine
     from slmgate.engine.policy._policytest import run_policy_tests
 
     bundle = load_bundle(policies)
-    report = run_policy_tests(bundle, CompiledPolicy(bundle))
+    report = run_policy_tests(bundle, embedded_engine(bundle))
     problems = [Problem(r.file, r.name, "; ".join(r.problems)) for r in report.results if not r.passed]
     problems += [Problem(str(policies / "tests"), rule, "no test makes this rule fail")
                  for rule in report.unexercised]
@@ -49,11 +49,11 @@ def policy_test(policies: Path, fmt: str) -> None:
     """Run the bundle's tests: decision cases (tests/*.yaml) through the compiled entrypoint and
     `test_*` rules of rego/*_test.rego; list the rules no test makes fail. Exit 1 on any failure."""
     from slmgate.engine.policy._bundle import load_bundle
-    from slmgate.engine.policy._embedded import CompiledPolicy
+    from slmgate.engine.policy._engines import embedded_engine
     from slmgate.engine.policy._policytest import run_policy_tests
 
     bundle = load_bundle(policies, with_keys=False)
-    report = run_policy_tests(bundle, CompiledPolicy(bundle))
+    report = run_policy_tests(bundle, embedded_engine(bundle))
     failed = [r for r in report.results if not r.passed]
     if fmt == "junit":
         click.echo(report.junit())

@@ -11,8 +11,8 @@ from typing import Any
 from slmgate.engine.ledger._history import LedgerHistory, RecordedDecision
 from slmgate.engine.ledger._store import LedgerError
 from slmgate.engine.policy._bundle import PolicyBundle, load_bundle
-from slmgate.engine.policy._embedded import CompiledPolicy
-from slmgate.engine.policy._evaluate import EnvelopeVerifier, evaluate_promotion
+from slmgate.engine.policy._engines import embedded_engine
+from slmgate.engine.policy._evaluate import DecisionEngine, EnvelopeVerifier, evaluate_promotion
 from slmgate.evidence import parse_time, verify_envelope
 
 # Compared as a whole; ``summary`` follows from these, ``policy_revision`` names the policy
@@ -102,20 +102,20 @@ class BundleCache:
 
     def __init__(self, history: LedgerHistory) -> None:
         self.history = history
-        self._loaded: dict[str, tuple[PolicyBundle, CompiledPolicy]] = {}
+        self._loaded: dict[str, tuple[PolicyBundle, DecisionEngine]] = {}
 
-    def get(self, digest: str) -> tuple[PolicyBundle, CompiledPolicy]:
+    def get(self, digest: str) -> tuple[PolicyBundle, DecisionEngine]:
         if digest not in self._loaded:
             bundle = load_bundle(self.history.bundle_dir(digest))
             if bundle.digest != digest:
                 raise LedgerError(f"the stored bundle loads as {bundle.digest}, not {digest}",
                                   file=str(self.history.path), advice="run `slmgate ledger verify`")
-            self._loaded[digest] = (bundle, CompiledPolicy(bundle))
+            self._loaded[digest] = (bundle, embedded_engine(bundle))
         return self._loaded[digest]
 
 
 def evaluate_recorded(recorded: RecordedDecision, bundle: PolicyBundle,
-                      policy: CompiledPolicy, verify: EnvelopeVerifier = verify_envelope,
+                      policy: DecisionEngine, verify: EnvelopeVerifier = verify_envelope,
                       ) -> dict[str, Any]:
     """The decision ``bundle`` gives for a recorded promotion, at its recorded time (the weights
     are not re-hashed: only their signed manifest remains)."""

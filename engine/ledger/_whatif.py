@@ -22,7 +22,8 @@ from slmgate.engine.ledger._history import LedgerHistory, RecordedDecision
 from slmgate.engine.ledger._replay import diff_decisions, evaluate_recorded
 from slmgate.engine.ledger._verify_cache import CachedVerifier
 from slmgate.engine.policy._bundle import PolicyBundle, load_bundle
-from slmgate.engine.policy._embedded import CompiledPolicy
+from slmgate.engine.policy._engines import embedded_engine
+from slmgate.engine.policy._evaluate import DecisionEngine
 
 _BLOCKING = ("deny", "review")
 
@@ -87,7 +88,7 @@ def _weights_refused(decision: dict[str, Any]) -> bool:
 
 
 def evaluate_entries(history: LedgerHistory, entries: Sequence[str], bundle: PolicyBundle,
-                     policy: CompiledPolicy, verifier: CachedVerifier) -> list[WhatIfItem]:
+                     policy: DecisionEngine, verifier: CachedVerifier) -> list[WhatIfItem]:
     items = []
     for recorded in history.load_many(entries):
         if _weights_refused(recorded.decision):
@@ -156,7 +157,7 @@ _worker: dict[str, Any] = {}
 def _init_worker(ledger: str, policies: str) -> None:
     bundle = load_bundle(Path(policies))
     _worker.update(history=LedgerHistory(Path(ledger)), bundle=bundle,
-                   policy=CompiledPolicy(bundle), verifier=CachedVerifier())
+                   policy=embedded_engine(bundle), verifier=CachedVerifier())
 
 
 def _run_chunk(entries: list[str]) -> tuple[list[WhatIfItem], int, int]:
@@ -176,7 +177,7 @@ def what_if(ledger: Path, policies: Path, *, jobs: int = 1, chunk_size: int = 20
         report = WhatIfReport(str(ledger), str(policies), bundle.digest)
         chunks = [entries[i:i + chunk_size] for i in range(0, len(entries), chunk_size)]
         if jobs <= 1 or len(chunks) < 2:
-            policy, verifier = CompiledPolicy(bundle), CachedVerifier()
+            policy, verifier = embedded_engine(bundle), CachedVerifier()
             for chunk in chunks:
                 report.items += evaluate_entries(history, chunk, bundle, policy, verifier)
                 if progress:

@@ -33,7 +33,7 @@ from pypdf import PdfReader
 from slmgate.engine.ledger._replay import diff_decisions
 from slmgate.engine.packet._files import BUNDLE_PREFIX, RECORD_NAME, REQUEST_NAME, bundle_files, evidence_name
 from slmgate.engine.policy._bundle import PolicyBundle, bundle_digest, load_bundle, load_trust_policy
-from slmgate.engine.policy._embedded import CompiledPolicy
+from slmgate.engine.policy._engines import embedded_engine
 from slmgate.engine.policy._evaluate import PromotionResult, evaluate_promotion
 from slmgate.engine.request._request import PromotionRequest, request_from_parts
 from slmgate.evidence import (
@@ -208,7 +208,7 @@ def replay_record(record: RecordedDecision, request_raw: bytes, evidence: Mappin
                           "directory); the weights are not recorded, so it cannot be replayed")
     try:
         request = request_from_parts(request_raw, dict(evidence), source=REQUEST_NAME)
-        result = evaluate_promotion(request, bundle, CompiledPolicy(bundle),
+        result = evaluate_promotion(request, bundle, embedded_engine(bundle),
                                     now=record.decided_at, bind_weights=False)
     except SlmgateError as exc:
         raise ReplayError(f"the recorded request cannot be replayed: {exc.message}") from exc

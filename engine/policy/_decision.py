@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slmgate.engine._schemas import validator
+from slmgate.engine.policy._messages import render_messages
 from slmgate.evidence import VerificationResult
 from slmgate.evidence.errors import PolicyError
 
@@ -97,8 +98,29 @@ def decision_id(request_digest: str, bundle_digest: str, evaluated_at: str) -> s
     return "dec-" + h.hexdigest()[:20]
 
 
+def _key(row: Any, *names: str) -> tuple[str, ...]:
+    return tuple(str(row.get(n)) if isinstance(row, dict) else str(row) for n in names)
+
+
+def engine_neutral(output: dict[str, Any]) -> dict[str, Any]:
+    """The policy's output in one form whatever engine made it: messages rendered in Python
+    (``_messages``) and every array the policy builds from a set sorted (checks and findings by
+    rule id, approvals by role, waivers by id), as OPA orders sets."""
+    out = render_messages(output)
+    for key, names in (("checks", ("rule_id", "message")), ("findings", ("rule_id", "message")),
+                       ("approvals_needed", ("role",)), ("waivers_applied", ("id",)),
+                       ("waivers_expired", ("id",))):
+        if isinstance(out.get(key), list):
+            out[key] = sorted(out[key], key=lambda row, n=names: _key(row, *n))  # type: ignore[misc]
+    return out
+
+
 def checked_policy_output(output: dict[str, Any]) -> dict[str, Any]:
-    """Raise ``PolicyError`` unless the policy returned a well-formed decision object."""
+    """The policy's decision object in its engine-neutral form (``engine_neutral``); raise
+    ``PolicyError`` unless it is well-formed."""
+    if not isinstance(output, dict):
+        raise PolicyError("the policy returned a malformed decision: not an object")
+    output = engine_neutral(output)
     errors = sorted(validator("policy-decision").iter_errors(output),
                     key=lambda e: list(map(str, e.absolute_path)))
     if errors:

@@ -117,7 +117,8 @@ def _finding_order(finding: dict[str, Any]) -> tuple[int, int, str]:
 
 
 class DecisionEngine(Protocol):
-    """What evaluates the policy: the embedded ``CompiledPolicy`` or an ``OpaServerPolicy``."""
+    """What evaluates the policy: an embedded engine (``RegorusPolicy``, ``CompiledPolicy``) or
+    an ``OpaServerPolicy``; ``_engines`` chooses by name."""
 
     def evaluate(self, facts: dict[str, Any]) -> dict[str, Any]: ...
 

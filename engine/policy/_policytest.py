@@ -25,7 +25,8 @@ from xml.etree import ElementTree
 
 from slmgate.engine.policy._bundle import PolicyBundle
 from slmgate.engine.policy._decision import checked_policy_output
-from slmgate.engine.policy._embedded import CompiledPolicy, _first_line, _regopy, compile_bundle
+from slmgate.engine.policy._embedded import _first_line, _regopy, compile_bundle
+from slmgate.engine.policy._evaluate import DecisionEngine
 from slmgate.engine.policy._yamldoc import load_yaml
 from slmgate.evidence.errors import InputError, PolicyError
 
@@ -127,7 +128,7 @@ def _compare(decision: dict[str, Any], expect: dict[str, Any]) -> list[str]:
 
 
 def _decision_cases(
-    bundle: PolicyBundle, policy: CompiledPolicy
+    bundle: PolicyBundle, policy: DecisionEngine
 ) -> tuple[list[CaseResult], set[str], set[str]]:
     results: list[CaseResult] = []
     checked: set[str] = set()
@@ -181,7 +182,7 @@ def _rego_tests(bundle: PolicyBundle) -> list[CaseResult]:
     return results
 
 
-def run_policy_tests(bundle: PolicyBundle, policy: CompiledPolicy) -> TestReport:
+def run_policy_tests(bundle: PolicyBundle, policy: DecisionEngine) -> TestReport:
     if not bundle.tests:
         raise InputError("no policy tests found", file=str(bundle.root / "tests"),
                          advice="add tests/*.yaml with base facts and cases")

@@ -65,6 +65,12 @@ at_least(x, limit) := true if {
 	x >= limit
 } else := false
 
+# A message is a format and its arguments, rendered in Python (engine/policy/_messages.py) the
+# same way for every engine, as OPA's sprintf would: regopy 1.5 prints floats with 17 digits,
+# does not know %q and carries quotes into some strings, so no message is formatted in Rego.
+# Rule ids, which are compared, are still built with sprintf from strings alone.
+fmt(format, args) := {"format": format, "args": args}
+
 check(rule_id, passed, severity, message, ref, explain) := {
 	"rule_id": rule_id,
 	"passed": passed,
@@ -76,22 +82,22 @@ check(rule_id, passed, severity, message, ref, explain) := {
 
 domain_checks contains check("request.change_classes", passed, "deny", msg, "request", explain) if {
 	passed := count(unknown_change_classes) == 0
-	unknown := [c | some c in unknown_change_classes]
-	msg := sprintf("change classes %v (unknown: %v)", [input.request.change_classes, unknown])
-	explain := {"facts": {"change_classes": input.request.change_classes}, "data": {"known": object.keys(tiers.change_classes)}}
+	unknown := sort(unknown_change_classes)
+	msg := fmt("change classes %v (unknown: %v)", [input.request.change_classes, unknown])
+	explain := {"facts": {"change_classes": input.request.change_classes}, "data": {"known": sort(object.keys(tiers.change_classes))}}
 }
 
 domain_checks contains check("evidence.verified", passed, "deny", msg, "evidence", explain) if {
 	passed := count(input.evidence.rejected) == 0
-	refs := [sprintf("%s (%s: %s)", [r.ref, r.step, r.reason]) | some r in input.evidence.rejected]
-	msg := sprintf("%d envelope(s) refused %v", [count(refs), refs])
+	refs := [fmt("%s (%s: %s)", [r.ref, r.step, r.reason]) | some r in input.evidence.rejected]
+	msg := fmt("%d envelope(s) refused %v", [count(refs), refs])
 	explain := {"facts": {"rejected": input.evidence.rejected}, "data": {}}
 }
 
 domain_checks contains check(sprintf("evidence.present.%s", [kind]), passed, "deny", msg, kind, explain) if {
 	some kind in tiers.tiers[tier].requires_evidence
 	passed := kind in input.evidence.present
-	msg := sprintf("the %s tier requires verified %s evidence", [tier, kind])
+	msg := fmt("the %s tier requires verified %s evidence", [tier, kind])
 	explain := {"facts": {"present": input.evidence.present}, "data": {"tier": tier, "requires_evidence": tiers.tiers[tier].requires_evidence}}
 }
 
@@ -114,7 +120,7 @@ subject_name_matches := true if {
 } else := false
 
 domain_checks contains check("evidence.subject.name", subject_name_matches, "deny", msg, "weights-manifest", explain) if {
-	msg := sprintf("the request promotes %v; the signed weights manifest names it %v; the verified statements name it %v", [input.request.model.name, signed_model, subject_names])
+	msg := fmt("the request promotes %v; the signed weights manifest names it %v; the verified statements name it %v", [input.request.model.name, signed_model, subject_names])
 	explain := {"facts": {"requested": input.request.model.name, "signed": signed_model, "names": subject_names}, "data": {}}
 }
 
@@ -137,7 +143,7 @@ serving_expected if count(gates.serving) > 0
 serving_problems := array.concat(array.concat(
 	[x | x := "the request does not state the serving configuration it deploys (deployment.serving)"; count(requested_serving) == 0],
 	[x | x := "no verified serving-config measured it"; count(measured_serving) == 0]),
-	[sprintf("%s: requested %v, measured %v", [f, object.get(requested_serving, f, null), object.get(measured_serving, f, null)]) |
+	[fmt("%s: requested %v, measured %v", [f, object.get(requested_serving, f, null), object.get(measured_serving, f, null)]) |
 		count(requested_serving) > 0
 		count(measured_serving) > 0
 		some f in serving_fields
@@ -148,7 +154,7 @@ serving_problems := array.concat(array.concat(
 domain_checks contains check("evidence.serving.matches_request", passed, "deny", msg, "serving-config", explain) if {
 	serving_expected
 	passed := count(serving_problems) == 0
-	msg := sprintf("serving configuration: %v", [serving_problems])
+	msg := fmt("serving configuration: %v", [serving_problems])
 	explain := {"facts": {"requested": requested_serving, "measured": {f: object.get(measured_serving, f, null) | some f in serving_fields}}, "data": {"fields": serving_fields}}
 }
 
@@ -166,19 +172,19 @@ gate_explain(gate, limit, m) := {"facts": {"metric": m}, "data": {"gate": gate, 
 
 gate_check(layer, name, bound, limit, null) := check(
 	sprintf("gate.%s.%s.%s", [layer, name, bound]), false, "deny",
-	sprintf("%s %s was not reported by a verified eval-result", [layer, name]), "eval-result",
+	fmt("%s %s was not reported by a verified eval-result", [layer, name]), "eval-result",
 	gate_explain(sprintf("gates.eval.%s.%s.%s", [layer, name, bound]), limit, null),
 )
 
 gate_check(layer, name, "min", limit, m) := check(
 	sprintf("gate.%s.%s.min", [layer, name]), at_least(m.candidate, limit), "deny",
-	sprintf("%s %s %v, minimum %v", [layer, name, m.candidate, limit]), "eval-result",
+	fmt("%s %s %v, minimum %v", [layer, name, m.candidate, limit]), "eval-result",
 	gate_explain(sprintf("gates.eval.%s.%s.min", [layer, name]), limit, m),
 ) if m != null
 
 gate_check(layer, name, "max", limit, m) := check(
 	sprintf("gate.%s.%s.max", [layer, name]), at_most(m.candidate, limit), "deny",
-	sprintf("%s %s %v, maximum %v", [layer, name, m.candidate, limit]), "eval-result",
+	fmt("%s %s %v, maximum %v", [layer, name, m.candidate, limit]), "eval-result",
 	gate_explain(sprintf("gates.eval.%s.%s.max", [layer, name]), limit, m),
 ) if m != null
 
@@ -189,7 +195,7 @@ gate_check(layer, name, "max_drop", limit, m) := check(
 ) if {
 	m != null
 	passed := at_most(m.drop, limit)
-	msg := sprintf("%s %s moved %v -> %v (drop %v, at most %v)", [layer, name, m.baseline, m.candidate, m.drop, limit])
+	msg := fmt("%s %s moved %v -> %v (drop %v, at most %v)", [layer, name, m.baseline, m.candidate, m.drop, limit])
 }
 
 # Serving SLOs, measured on the device named in the serving-config evidence.
@@ -203,19 +209,19 @@ slo_explain(slo, name, limit, v) := {"facts": {name: v, "device": object.get(inp
 
 slo_check(name, bound, limit, null) := check(
 	sprintf("slo.%s.%s", [name, bound]), false, "deny",
-	sprintf("%s was not reported by a verified serving-config", [name]), "serving-config",
+	fmt("%s was not reported by a verified serving-config", [name]), "serving-config",
 	slo_explain(sprintf("gates.serving.%s.%s", [name, bound]), name, limit, null),
 )
 
 slo_check(name, "max", limit, v) := check(
 	sprintf("slo.%s.max", [name]), at_most(v, limit), "deny",
-	sprintf("%s %v, maximum %v", [name, v, limit]), "serving-config",
+	fmt("%s %v, maximum %v", [name, v, limit]), "serving-config",
 	slo_explain(sprintf("gates.serving.%s.max", [name]), name, limit, v),
 ) if v != null
 
 slo_check(name, "min", limit, v) := check(
 	sprintf("slo.%s.min", [name]), at_least(v, limit), "deny",
-	sprintf("%s %v, minimum %v", [name, v, limit]), "serving-config",
+	fmt("%s %v, minimum %v", [name, v, limit]), "serving-config",
 	slo_explain(sprintf("gates.serving.%s.min", [name]), name, limit, v),
 ) if v != null
 
@@ -229,14 +235,14 @@ classes_involved := object.get(purposes.purposes, [serving_purpose, "data_classe
 
 domain_checks contains check("purpose.serving", passed, "deny", msg, "request", explain) if {
 	passed := purposes.purposes[serving_purpose] != null
-	msg := sprintf("the deployment serves purpose %q; declared purposes: %v", [serving_purpose, object.keys(purposes.purposes)])
-	explain := {"facts": {"deployment": deployment}, "data": {"purposes": object.keys(purposes.purposes)}}
+	msg := fmt("the deployment serves purpose %q; declared purposes: %v", [serving_purpose, sort(object.keys(purposes.purposes))])
+	explain := {"facts": {"deployment": deployment}, "data": {"purposes": sort(object.keys(purposes.purposes))}}
 }
 
 domain_checks contains check("purpose.serving", false, "deny", msg, "request", explain) if {
 	not purposes.purposes[serving_purpose]
-	msg := sprintf("the deployment serves purpose %q, which purposes.yaml does not declare", [serving_purpose])
-	explain := {"facts": {"deployment": deployment}, "data": {"purposes": object.keys(purposes.purposes)}}
+	msg := fmt("the deployment serves purpose %q, which purposes.yaml does not declare", [serving_purpose])
+	explain := {"facts": {"deployment": deployment}, "data": {"purposes": sort(object.keys(purposes.purposes))}}
 }
 
 region_allowed(region, class) if region in charter.data_classes[class].residency
@@ -245,7 +251,7 @@ domain_checks contains check(sprintf("residency.region.%s", [region]), passed, "
 	some region in object.get(deployment, "regions", [])
 	outside := [c | some c in classes_involved; not region_allowed(region, c)]
 	passed := count(outside) == 0
-	msg := sprintf("serving in %s; data classes whose residency excludes it: %v", [region, outside])
+	msg := fmt("serving in %s; data classes whose residency excludes it: %v", [region, outside])
 	explain := {"facts": {"region": region, "data_classes": classes_involved}, "data": {"residency": {c: charter.data_classes[c].residency | some c in classes_involved}}}
 }
 
@@ -262,8 +268,8 @@ sp_problems(name) := problems if {
 	untouched := [c | some c in classes_involved; not c in sp.data_classes]
 	unsafe := [r | some r in sp.regions; some c in classes_involved; not region_allowed(r, c); not sp.transfer_safeguard]
 	problems := array.concat(
-		[sprintf("not declared for data classes %v", [untouched]) | count(untouched) > 0],
-		[sprintf("processes in %v outside residency without a transfer safeguard", [unsafe]) | count(unsafe) > 0],
+		[fmt("not declared for data classes %v", [untouched]) | count(untouched) > 0],
+		[fmt("processes in %v outside residency without a transfer safeguard", [unsafe]) | count(unsafe) > 0],
 	)
 }
 
@@ -271,7 +277,7 @@ domain_checks contains check(sprintf("residency.subprocessor.%s", [name]), passe
 	some name in object.get(deployment, "subprocessors", [])
 	problems := sp_problems(name)
 	passed := count(problems) == 0
-	msg := sprintf("subprocessor %s on the serving path: %v", [name, problems])
+	msg := fmt("subprocessor %s on the serving path: %v", [name, problems])
 	explain := {"facts": {"subprocessor": name, "data_classes": classes_involved}, "data": {"subprocessor": object.get(subprocessors, name, null)}}
 }
 
@@ -291,8 +297,8 @@ dataset_problems(d) := problems if {
 	age := d.age_days # bound here: regopy mis-binds parameters used inside comprehensions
 	uses := object.get(purposes.purposes, [ds.purpose, "uses"], [])
 	problems := array.concat(
-		[sprintf("its purpose %s does not allow training", [ds.purpose]) | not "training" in uses],
-		[sprintf("oldest record %v days old, retention %v days", [age, ds.retention_days]) | not at_most(age, ds.retention_days)],
+		[fmt("its purpose %s does not allow training", [ds.purpose]) | not "training" in uses],
+		[fmt("oldest record %v days old, retention %v days", [age, ds.retention_days]) | not at_most(age, ds.retention_days)],
 	)
 }
 
@@ -300,7 +306,7 @@ domain_checks contains check(sprintf("purpose.dataset.%s", [d.dataset]), passed,
 	some d in training_data
 	problems := dataset_problems(d)
 	passed := count(problems) == 0
-	msg := sprintf("training dataset %s: %v", [d.dataset, problems])
+	msg := fmt("training dataset %s: %v", [d.dataset, problems])
 	explain := {"facts": {"dataset": d}, "data": {"dataset": object.get(purposes.datasets, d.dataset, null)}}
 }
 
@@ -314,9 +320,9 @@ rollback_problems := problems if {
 	rollback != null
 	problems := array.concat(array.concat(
 		[x | x := "no named owner"; object.get(rollback, "owner", "") == ""],
-		[sprintf("last drill %v days ago, at most %v", [rollback.drill_age_days, charter.rollback.drill_max_age_days]) |
+		[fmt("last drill %v days ago, at most %v", [rollback.drill_age_days, charter.rollback.drill_max_age_days]) |
 			not at_most(rollback.drill_age_days, charter.rollback.drill_max_age_days)]),
-		[sprintf("rollback takes %v minutes, at most %v", [rollback.max_rollback_minutes, charter.rollback.max_rollback_minutes]) |
+		[fmt("rollback takes %v minutes, at most %v", [rollback.max_rollback_minutes, charter.rollback.max_rollback_minutes]) |
 			not at_most(rollback.max_rollback_minutes, charter.rollback.max_rollback_minutes)],
 	)
 }
@@ -324,7 +330,7 @@ rollback_problems := problems if {
 domain_checks contains check("rollback.plan", passed, "deny", msg, "rollback-plan", explain) if {
 	"rollback-plan" in tiers.tiers[tier].requires_evidence
 	passed := count(rollback_problems) == 0
-	msg := sprintf("rollback plan: %v", [rollback_problems])
+	msg := fmt("rollback plan: %v", [rollback_problems])
 	explain := {"facts": {"rollback": rollback}, "data": {"rollback": charter.rollback}}
 }
 
@@ -374,7 +380,7 @@ approvers[role] := signers if {
 domain_checks contains check("approval.not_requester", passed, "review", msg, "approval", explain) if {
 	count(tiers.tiers[tier].approvals) > 0
 	passed := count(self_approvals) == 0
-	msg := sprintf("approvals by the requester %s do not count: %v", [requester, [s | some s in self_approvals]])
+	msg := fmt("approvals by the requester %s do not count: %v", [requester, sort(self_approvals)])
 	explain := {"facts": {"requested_by": requester, "approvals": input.evidence.approvals}, "data": {"requester_may_approve": object.get(tiers.tiers[tier], "requester_may_approve", false)}}
 }
 
@@ -410,14 +416,14 @@ domain_checks contains check("approval.distinct_people", passed, "review", msg, 
 	distinct_approvers
 	count(required_roles) > 1
 	passed := count(short_groups) == 0
-	msg := sprintf("one person counts for one role only: %v", [[g | some g in short_groups]])
+	msg := fmt("one person counts for one role only: %v", [sort(short_groups)])
 	explain := {"facts": {"approvals": input.evidence.approvals}, "data": {"required": required_roles}}
 }
 
 domain_checks contains check(sprintf("approval.%s", [a.role]), have >= a.count, "review", msg, "approval", explain) if {
 	some a in tiers.tiers[tier].approvals
 	have := count(approvers[a.role])
-	msg := sprintf("the %s tier needs %d %s approval(s), has %d", [tier, a.count, a.role, have])
+	msg := fmt("the %s tier needs %d %s approval(s), has %d", [tier, a.count, a.role, have])
 	explain := {"facts": {"approvals": input.evidence.approvals}, "data": {"tier": tier, "required": a}}
 }
 
@@ -501,8 +507,8 @@ missing_checks := {id | some id in expected_checks; not id in checked}
 
 completeness := check("policy.complete", passed, "deny", msg, "policy", explain) if {
 	passed := count(missing_checks) == 0
-	msg := sprintf("%d expected check(s) produced no result: %v", [count(missing_checks), [id | some id in missing_checks]])
-	explain := {"facts": {}, "data": {"expected": [id | some id in expected_checks]}}
+	msg := fmt("%d expected check(s) produced no result: %v", [count(missing_checks), sort(missing_checks)])
+	explain := {"facts": {}, "data": {"expected": sort(expected_checks)}}
 }
 
 checks := domain_checks | {completeness}
@@ -520,7 +526,7 @@ findings contains f if {
 	c.rule_id in waived
 	f := {
 		"rule_id": c.rule_id, "severity": "info", "evidence_ref": c.evidence_ref,
-		"message": sprintf("waived: %s", [c.message]), "explain": c.explain,
+		"message": fmt("waived: %s", [c.message]), "explain": c.explain,
 	}
 }
 

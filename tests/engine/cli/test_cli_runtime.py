@@ -140,7 +140,7 @@ def test_hash_refusals_exit_2(tmp_path: Path, models: dict[str, Path]) -> None:
 
 
 def test_progress_bar_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    from slmgate.engine import _cli_runtime
+    from slmgate.engine.cli import _runtime as _cli_runtime
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
