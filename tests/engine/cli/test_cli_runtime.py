@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from slmgate.engine.cli import main
 from slmgate.evidence import SigningKey, hash_model_dir, write_key_pair
 
-ASSETS = Path(__file__).parent.parent / "runtime" / "assets"
+ASSETS = Path(__file__).resolve().parents[2] / "runtime" / "assets"
 SUBJECT = "sha256:" + "ab" * 32
 
 
