@@ -12,9 +12,11 @@ from typing import Any
 from slmgate.evidence import VerificationResult, VerifiedEvidence, format_time
 
 from ._request import PromotionRequest
+from ._training import training_facts
 
 # Kinds of which a request may carry several envelopes; any other kind must be unique.
-MULTI_KINDS = frozenset({"approval"})
+# Data cards, one per dataset, are checked for ambiguity per dataset by ``bind_data_cards``.
+MULTI_KINDS = frozenset({"approval", "data-card"})
 
 
 def _metric(values: dict[str, Any]) -> dict[str, float | None]:
@@ -182,6 +184,7 @@ def build_facts(
             evidence["rollback"] = _rollback_facts(ev, now)
         elif ev.kind == "approval":
             evidence["approvals"].extend(_approval_facts(ev, request))
+    evidence["training"] = training_facts(verified, now)
     signed_name = signed_model_name(verified, request.weights_sha256)
     evidence["subjects"] = {"model": signed_name,
                             "names": _subject_names(verified, request.weights_sha256)}
