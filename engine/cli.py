@@ -20,6 +20,7 @@ from ._cli_evidence import evidence, keys
 from ._cli_ledger import ledger as ledger_group
 from ._cli_policy import policy
 from ._cli_runtime import evidence as _runtime_commands  # noqa: F401  (registers hash, ...)
+from ._cli_training import evidence as _training_commands  # noqa: F401  (data-card, training-run)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
