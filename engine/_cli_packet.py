@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -128,15 +130,21 @@ def packet_verify(pdf: Path, trust: Path | None, gate_key: Path | None, fmt: str
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None)
 @click.option("--as-of", "as_of", default=None, metavar="RFC3339",
               help="Date of the record. Default: SOURCE_DATE_EPOCH, else the policy commit's time.")
+@click.option("--data-cards", "data_cards", type=click.Path(path_type=Path), default=None,
+              metavar="DIR", help="Signed data cards (DIR/*.dsse.json), verified against the "
+              "bundle's trust.yaml: recipients from their access roles, data sources from their "
+              "provenance and derivative chains. One that does not verify: exit 4.")
 @guarded
-def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None) -> None:
+def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None,
+         data_cards: Path | None) -> None:
     """Records of processing activities (GDPR Art 30(1)) from the policy bundle, one per purpose.
 
     Controller and DPO, lawful basis, data subjects and categories, recipients, third-country
     transfers and safeguards, erasure limits, security measures, datasets and flows. A transfer
     outside a data class's residency without a safeguard, or a dataset whose purpose does not
-    exist, is refused naming it (exit 2)."""
-    from ._bundle import load_bundle
+    exist, is refused naming it (exit 2). With --data-cards, each activity also lists the
+    readers and sources its verified data cards state."""
+    from ._bundle import load_bundle, load_trust_policy
     from ._ropa import processing_record, record_time, render_ropa_pdf, ropa_csv, ropa_json
     from ._yamldoc import load_yaml
 
@@ -148,8 +156,15 @@ def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None) -> No
         raise InputError(str(exc)) from exc
     bundle = load_bundle(policies, with_keys=False)
     when = when or record_time(bundle)
+    cards: list[dict[str, Any]] = []
+    if data_cards is not None:
+        from ._training import load_data_cards
+
+        cards = load_data_cards(data_cards, load_trust_policy(policies / "trust.yaml"),
+                                datetime.now(UTC))
     record = processing_record(bundle.data, load_yaml(policies / "trust.yaml").data, as_of=when,
-                               bundle_digest=bundle.digest, policy_revision=bundle.revision)
+                               bundle_digest=bundle.digest, policy_revision=bundle.revision,
+                               cards=cards)
     if fmt == "pdf":
         assert output is not None
         render_ropa_pdf(record, output, when)

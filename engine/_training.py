@@ -24,9 +24,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
-from slmgate.evidence import PREDICATE_TYPES, Envelope, VerificationResult, VerifiedEvidence
+from slmgate.evidence import (
+    PREDICATE_TYPES,
+    Envelope,
+    TrustPolicy,
+    VerificationResult,
+    VerifiedEvidence,
+    verify_envelope,
+)
+from slmgate.evidence.errors import EvidenceInvalid, InputError, KeyNotAuthorizedError
 
 # How far a derivative chain is followed; a longer one is reported as cut (and denied).
 MAX_CHAIN = 8
@@ -183,3 +192,27 @@ def training_facts(verified: Sequence[VerifiedEvidence], now: datetime) -> dict[
         "datasets": [{"name": d["name"], "sha256": d["sha256"], **_chain(d["name"], d["sha256"], cards)}
                      for d in deps],
     }
+
+
+def load_data_cards(folder: Path, trust: TrustPolicy, now: datetime) -> list[dict[str, Any]]:
+    """Every ``*.dsse.json`` in ``folder`` verified as a data card under ``trust`` (unbound: no
+    promotion to bind it to), as ``card_facts``. One that does not verify, or is not a data
+    card, raises the verification error naming its file: a record of processing is never built
+    on an unverified card."""
+    if not folder.is_dir():
+        raise InputError("is not a directory", file=str(folder), field="--data-cards")
+    cards: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.dsse.json")):
+        if not path.is_file() or path.is_symlink():
+            raise InputError("is not a regular file", file=str(path))
+        raw = path.read_bytes()
+        try:
+            ev = verify_envelope(raw, trust, subject_sha256=None, now=now, ref=path.name)
+            if ev.kind != "data-card":
+                raise KeyNotAuthorizedError(f"a {ev.kind}, not a data card")
+        except EvidenceInvalid as exc:
+            exc.message = f"{path}: {exc.step}: {exc.message}"  # name the file, keep the step
+            raise
+        card = card_facts(ev, now)
+        cards[card["sha256"]] = card
+    return sorted(cards.values(), key=lambda c: (c["purpose"], c["dataset"], c["sha256"]))
