@@ -5,12 +5,13 @@ verified training-run is tested on its own."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from slmgate.engine._bundle import load_bundle
+from slmgate.engine._facts import build_facts
 from slmgate.engine._promote import verify_request_evidence
 from slmgate.engine._request import load_request
 from tests.conftest import NOW, World
@@ -168,3 +169,58 @@ def test_data_cards_are_verified_unbound_then_bound_to_the_run(world: World, tmp
         "data-card-logged_prompts_for_distillation", "data-card-tickets_scrubbed"]
     card = next(r for r in results if r.ref == "data-card-tickets_scrubbed")
     assert card.verified and card.subject_sha256 == world.dataset_sha("tickets_scrubbed")
+
+
+def _facts(world: World, folder: Path, evidence: dict[str, bytes]) -> dict:  # type: ignore[type-arg]
+    req = load_request(world.request(folder, evidence))
+    bundle = load_bundle(world.policies)
+    now = NOW + timedelta(minutes=1)
+    kept, results = verify_request_evidence(req, bundle, now)
+    return build_facts(req, kept, [r for r in results if not r.verified], [], now)
+
+
+def test_a_derivative_chain_that_loops_is_cut(world: World, tmp_path: Path) -> None:
+    a, b = "logged_prompts_for_distillation", "tickets_scrubbed"
+    ev = world.standard_evidence()
+    ev["training-run"] = world.training_run([a])
+    ev["data-card-tickets_scrubbed"] = world.data_card(b, source=(a, world.dataset_sha(a)))
+    ev[f"data-card-{a}"] = world.data_card(a, source=(b, world.dataset_sha(b)))
+    facts = _facts(world, tmp_path / "r", ev)
+    (dataset,) = facts["evidence"]["training"]["datasets"]
+    assert dataset["cut"] is True and [link["named"] for link in dataset["links"]] == [a, b]
+    assert facts["evidence"]["rejected"] == []
+
+
+def test_training_facts_carry_ages_signers_and_the_base_model(world: World, tmp_path: Path) -> None:
+    facts = _facts(world, tmp_path / "r", world.standard_evidence())
+    training = facts["evidence"]["training"]
+    assert training["run"]["signers"] == ["trainer"]
+    assert training["run"]["base_model"] == {"name": "support-triage-base", "sha256": world.baseline_sha}
+    card = training["datasets"][0]["links"][0]["card"]
+    assert card["age_days"] == (NOW.date() - date(2026, 6, 1)).days
+    assert card["signers"] == ["data-owner"] and card["access_role"] == "ml-engineering"
+
+
+def test_without_a_training_run_every_card_is_unbound(world: World, tmp_path: Path) -> None:
+    ev = world.standard_evidence()
+    del ev["training-run"]
+    facts = _facts(world, tmp_path / "r", ev)
+    assert facts["evidence"]["training"] == {"run": None, "datasets": []}
+    (rejected,) = facts["evidence"]["rejected"]
+    assert rejected["step"] == "subject" and "no verified training-run" in rejected["reason"]
+
+
+def test_a_data_card_envelope_edited_to_claim_another_kind_is_refused(world: World, tmp_path: Path) -> None:
+    """The binding rule is read from the payload before verification; an envelope whose payload
+    was edited (to dodge the weights binding or to pose as a card) fails its signature."""
+    import base64
+
+    env = json.loads(world.envelope("eval-harness", "eval-result", {"x": 1}, subject="dd" * 32))
+    statement = json.loads(base64.b64decode(env["payload"]))
+    statement["predicateType"] = "https://slmgate.dev/data-card/v0.2"
+    env["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    ev = world.standard_evidence()
+    ev["posing"] = json.dumps(env).encode()
+    facts = _facts(world, tmp_path / "r", ev)
+    assert [r["ref"] for r in facts["evidence"]["rejected"]] == ["posing"]
+    assert facts["evidence"]["rejected"][0]["step"] == "signature"
