@@ -80,11 +80,16 @@ def bind_data_cards(
     if not cards:
         return others, []
     runs = [ev for ev in others if ev.kind == "training-run"]
+    refused: list[VerificationResult] = []
+    # A card speaks about exactly one dataset: its one subject, which its predicate repeats.
+    single = [c for c in cards if len(c.statement.subjects) == 1
+              and c.statement.predicate["dataset"]["digest"]["sha256"] == _card_subject(c)]
+    refused.extend(_refusal(c, "subject", "a data card has exactly one subject, the digest its "
+                            "predicate's dataset.digest repeats") for c in cards if c not in single)
+    cards = single
     by_digest: dict[str, list[VerifiedEvidence]] = {}
     for card in cards:
-        for _, digest in card.statement.subjects:
-            by_digest.setdefault(digest, []).append(card)
-    refused: list[VerificationResult] = []
+        by_digest.setdefault(_card_subject(card), []).append(card)
     ambiguous = {d for d, items in by_digest.items() if len(items) > 1}
     for digest in sorted(ambiguous):
         refs = ", ".join(c.ref for c in by_digest[digest])
@@ -106,7 +111,7 @@ def bind_data_cards(
     for card in cards:
         if id(card) in kept_ids or id(card) in refused_ids:
             continue
-        got = ", ".join(d[:16] for _, d in card.statement.subjects)
+        got = _card_subject(card)[:16]
         why = ("no verified training-run names its datasets" if not runs else
                "neither the verified training-run nor a bound card's derivative source names it")
         refused.append(_refusal(card, "subject", f"data card about dataset sha256:{got}…: {why}"))

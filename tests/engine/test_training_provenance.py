@@ -224,3 +224,19 @@ def test_a_data_card_envelope_edited_to_claim_another_kind_is_refused(world: Wor
     facts = _facts(world, tmp_path / "r", ev)
     assert [r["ref"] for r in facts["evidence"]["rejected"]] == ["posing"]
     assert facts["evidence"]["rejected"][0]["step"] == "signature"
+
+
+def test_a_card_whose_predicate_names_another_digest_than_its_subject_is_refused(
+        world: World, tmp_path: Path) -> None:
+    from slmgate.evidence import make_statement, sign_envelope
+    from tests.conftest import data_card_predicate
+
+    digest = world.dataset_sha("tickets_scrubbed")
+    statement = make_statement("tickets_scrubbed", digest, "data-card",
+                               data_card_predicate("tickets_scrubbed", "ee" * 32))
+    ev = world.standard_evidence()
+    ev["data-card-tickets_scrubbed"] = sign_envelope(statement, [world.key("data-owner")]).to_json()
+    facts = _facts(world, tmp_path / "r", ev)
+    (rejected,) = facts["evidence"]["rejected"]
+    assert rejected["ref"] == "data-card-tickets_scrubbed" and rejected["step"] == "subject"
+    assert facts["evidence"]["training"]["datasets"][0]["links"][0]["card"] is None
