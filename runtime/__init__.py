@@ -1,6 +1,7 @@
 """The torch-side evidence producers: demo model training (and the datasets it reads), the
 three-layer eval runner, serving-config capture and tensor digests, for the support-ticket
-triage workflow; and the importers of eval results made elsewhere (lm-evaluation-harness, model-card model-index).
+triage workflow; and the importers of eval results made elsewhere (lm-evaluation-harness,
+model-card model-index).
 
 Importing this package does not import torch; each function imports it when called. The
 importers load on first use, so training and capture need neither slmgate.evidence nor its
