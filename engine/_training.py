@@ -214,7 +214,7 @@ def load_data_cards(folder: Path, trust: TrustPolicy, now: datetime) -> list[dic
         try:
             ev = verify_envelope(raw, trust, subject_sha256=None, now=now, ref=path.name)
             if ev.kind != "data-card":
-                raise KeyNotAuthorizedError(f"a {ev.kind}, not a data card")
+                raise KeyNotAuthorizedError(f"holds a {ev.kind} statement, not a data card")
         except EvidenceInvalid as exc:
             exc.message = f"{path}: {exc.step}: {exc.message}"  # name the file, keep the step
             raise
