@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,12 @@ from slmgate.engine.policy._bundle import load_bundle
 from slmgate.engine.policy._decision import Decision
 from slmgate.engine.policy._engines import embedded_engine
 from slmgate.engine.policy._evaluate import evaluate_promotion
+from slmgate.engine.policy._provenance import (
+    Dependency,
+    data_card_predicate,
+    hash_dataset,
+    training_run_predicate,
+)
 from slmgate.engine.policy._scaffold import init_policy_repo
 from slmgate.engine.promote import record_in_ledger, sign_decision_record
 from slmgate.engine.request._request import approval_digest, load_request
@@ -65,9 +71,76 @@ def _sign(secrets: Path, signer: str, subject_name: str, subject_sha256: str, ki
     return dest
 
 
+# What the data owner vouches for about the demo's datasets (the records are synthetic tickets
+# standing in for scrubbed production tickets collected over the last four months).
+_CARDS: dict[str, dict[str, Any]] = {
+    "tickets_scrubbed": {
+        "provenance": {"category": "customer_provided",
+                       "origin": {"name": "support-desk tickets under the customer terms of service"}},
+        "access_role": "ml-engineering",
+    },
+    "typo_augmented_tickets": {
+        "provenance": {"category": "derivative", "origin": {"name": "tickets_scrubbed"},
+                       "description": "each scrubbed ticket once more, with typos, casing and noise"},
+        "access_role": "ml-engineering",
+    },
+}
+
+
+@dataclass(frozen=True)
+class TrainingProvenance:
+    """A demo model's training run: its datasets (id -> folder) and signed data cards."""
+
+    datasets: dict[str, Path]
+    cards: dict[str, Path]
+    oldest_record: str
+
+
+def _sign_data_cards(datasets: dict[str, Path], secrets: Path, dest: Path,
+                     now: datetime) -> TrainingProvenance:
+    """Hash each dataset folder and sign its data card with the data owner's key; a derivative
+    names its source by the source's content digest."""
+    oldest, newest = (now - timedelta(days=120)).date(), (now - timedelta(days=2)).date()
+    digests = {n: hash_dataset(folder, n) for n, folder in datasets.items()}
+    cards: dict[str, Path] = {}
+    for name, manifest in digests.items():
+        card = {**_CARDS[name], "name": name, "purpose": "model_improvement",
+                "lawful_basis": "legitimate_interests",
+                "records": {"oldest": oldest.isoformat(), "newest": newest.isoformat(),
+                            "rows": (datasets[name] / "train.jsonl").read_bytes().count(b"\n")},
+                "pii": {"scan": "slmgate.runtime PII patterns (e-mail, phone, card, IBAN, GDPR)",
+                        "redaction": "contact details and payment identifiers: typed placeholders"}}
+        origin = card["provenance"]["origin"]
+        if card["provenance"]["category"] == "derivative":
+            card["provenance"] = {**card["provenance"], "origin": {
+                **origin, "digest": {"sha256": digests[origin["name"]].root_digest}}}
+        predicate = data_card_predicate(card, manifest, now, source=f"demo card {name}")
+        cards[name] = _sign(secrets, "data-owner", name, manifest.root_digest, "data-card",
+                            predicate, dest / f"data-card-{name}.dsse.json")
+    return TrainingProvenance(datasets, cards, oldest.isoformat())
+
+
+def _sign_training_run(model_dir: Path, config: Any, data: TrainingProvenance, secrets: Path,
+                       root: str, dest: Path, now: datetime) -> Path:
+    """The trainer's attestation: this model was trained with ``config`` on these datasets."""
+    from dataclasses import asdict
+
+    deps = [Dependency(n, hash_dataset(folder, n).root_digest, "training-data")
+            for n, folder in data.datasets.items()]
+    predicate = training_run_predicate(
+        deps, builder="slmgate demo (slmgate.runtime.train_model, CPU)",
+        parameters=asdict(config), started_at=now, finished_at=now,
+        invocation_id=f"demo-{model_dir.name}",
+        build_type="https://slmgate.dev/training/ticket-classifier/v1")
+    return _sign(secrets, "trainer", MODEL_NAME, root, "training-run", predicate,
+                 dest / "training-run.dsse.json")
+
+
 def _evidence_for(model_dir: Path, baseline_dir: Path, baseline_sha: str, secrets: Path,
-                  dest: Path, now: str) -> tuple[str, dict[str, Path]]:
-    """Sign a weights manifest, an eval result and a serving config about ``model_dir``."""
+                  dest: Path, now: str, training: tuple[Any, TrainingProvenance]
+                  ) -> tuple[str, dict[str, Path]]:
+    """Sign a weights manifest, an eval result, a serving config and the training provenance
+    (a training-run and the datasets' data cards) about ``model_dir``."""
     from slmgate.runtime import run_eval  # torch lives there
 
     manifest = hash_model_dir(model_dir, model_name=MODEL_NAME)
@@ -79,6 +152,14 @@ def _evidence_for(model_dir: Path, baseline_dir: Path, baseline_sha: str, secret
     files["eval-result"] = _sign(secrets, "eval-harness", MODEL_NAME, root, "eval-result",
                                  evaluation, dest / "eval-result.dsse.json")
     files["serving-config"] = _capture(model_dir, secrets, root, dest, batch_size=8)
+    config, data = training
+    files["training-run"] = _sign_training_run(model_dir, config, data, secrets, root, dest,
+                                               datetime.fromisoformat(now.replace("Z", "+00:00")))
+    for name in data.datasets:
+        card = dest / data.cards[name].name
+        if card != data.cards[name]:
+            shutil.copyfile(data.cards[name], card)
+        files[f"data-card-{name}"] = card
     return root, files
 
 
@@ -105,7 +186,7 @@ def _deployed(envelope: Path) -> dict[str, Any]:
 
 def _request(dest: Path, *, rid: str, summary: str, version: str, root: str, baseline_sha: str,
              model_dir: Path, change_classes: list[str], evidence: dict[str, Path],
-             changes: list[str]) -> dict[str, Any]:
+             changes: list[str], training: TrainingProvenance) -> dict[str, Any]:
     doc = {
         "apiVersion": "slmgate.dev/v1", "kind": "PromotionRequest", "id": rid,
         "summary": summary, "requested_by": "ml-engineering@example.com",
@@ -117,8 +198,9 @@ def _request(dest: Path, *, rid: str, summary: str, version: str, root: str, bas
         "deployment": {"purpose": "ticket_routing", "regions": ["eu"],
                        "subprocessors": ["eu-gpu-cloud"],
                        "serving": _deployed(evidence["serving-config"])},
-        "training_data": [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"},
-                          {"dataset": "golden_sets", "oldest_record": "2026-01-15"}],
+        # Optional: when stated, it must match the signed provenance exactly.
+        "training_data": [{"dataset": n, "oldest_record": training.oldest_record}
+                          for n in training.datasets],
         "evidence": [{"ref": ref, "path": str(p.relative_to(dest))} for ref, p in evidence.items()],
     }
     write_atomic(dest / "request.json", json.dumps(doc, indent=2).encode() + b"\n")
@@ -169,7 +251,8 @@ def run_demo(out: Path, *, progress: Callable[[str], None] = _say) -> list[DemoP
 
 
 def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPromotion]:
-    from slmgate.runtime import train_demo_models  # torch lives there
+    from slmgate.runtime import train_demo_models, write_training_datasets  # torch lives there
+    from slmgate.runtime._demo_models import DEMO_CONFIGS
 
     now = datetime.now(UTC).replace(microsecond=0)
     stamp = format_time(now)
@@ -181,26 +264,34 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
     progress("[2/6] training baseline, candidate and regressed models (PyTorch, CPU)")
     models = train_demo_models(work / "models")
     baseline_sha = hash_model_dir(models["baseline"], model_name=MODEL_NAME).root_digest
+    provenance = {}
+    for name in ("candidate", "regressed"):
+        folders = write_training_datasets(DEMO_CONFIGS[name], work / "datasets")
+        provenance[name] = (DEMO_CONFIGS[name], _sign_data_cards(
+            folders, secrets, work / "datasets" / f"cards-{name}", now))
 
-    progress("[3/6] signed evidence: weights manifests, eval results (3 layers), serving configs")
+    progress("[3/6] signed evidence: weights manifests, eval results (3 layers), serving configs, "
+             "training runs and data cards")
     promos = work / "promotions"
     good = promos / "01-weekly-retrain"
     root, ev = _evidence_for(models["candidate"], models["baseline"], baseline_sha, secrets,
-                             good / "evidence", stamp)
+                             good / "evidence", stamp, provenance["candidate"])
+    trained = provenance["candidate"][1]
     _request(good, rid="req-weekly-retrain-1.1.0", version="1.1.0", root=root,
              summary="Weekly retrain of the triage model on refreshed, scrubbed tickets",
              baseline_sha=baseline_sha, model_dir=models["candidate"],
              change_classes=["weights_retrain"], evidence=ev,
              changes=["Weights retrained with character n-grams and typo augmentation",
-                      "Same architecture, same serving config"])
+                      "Same architecture, same serving config"], training=trained)
 
     bad = promos / "02-regressed-candidate"
     bad_root, bad_ev = _evidence_for(models["regressed"], models["baseline"], baseline_sha, secrets,
-                                     bad / "evidence", stamp)
+                                     bad / "evidence", stamp, provenance["regressed"])
     _request(bad, rid="req-weekly-retrain-1.2.0", version="1.2.0", root=bad_root,
              summary="Retrain that dropped typo augmentation", baseline_sha=baseline_sha,
              model_dir=models["regressed"], change_classes=["weights_retrain"], evidence=bad_ev,
-             changes=["Weights retrained on word features only, without augmentation"])
+             changes=["Weights retrained on word features only, without augmentation"],
+             training=provenance["regressed"][1])
 
     tampered = promos / "03-tampered-evidence"
     shutil.copytree(good / "evidence", tampered / "evidence")
@@ -210,7 +301,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
              summary="The approved candidate's evidence, with the eval edited after signing",
              baseline_sha=baseline_sha, model_dir=models["candidate"],
              change_classes=["weights_retrain"], evidence=t_ev,
-             changes=["Stress accuracy in the eval envelope raised by hand"])
+             changes=["Stress accuracy in the eval envelope raised by hand"], training=trained)
 
     family = promos / "04-serving-change"
     shutil.copytree(good / "evidence", family / "evidence")
@@ -226,7 +317,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
                           summary="Serve the approved weights with batch size 16",
                           baseline_sha=baseline_sha, model_dir=models["candidate"],
                           change_classes=["weights_retrain", "serving_config"], evidence=f_ev,
-                          changes=["Serving batch size 8 -> 16"])
+                          changes=["Serving batch size 8 -> 16"], training=trained)
     approval = {"request_id": family_doc["id"], "request_digest": approval_digest(family_doc),
                 "decision": "approve", "approved_at": stamp, "comment": "Latency budget checked"}
     f_ev["approval-ml-lead"] = _sign(secrets, "ml-lead", MODEL_NAME, root, "approval", approval,
@@ -234,7 +325,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
     _request(family, rid="req-serving-1.1.0-batch16", version="1.1.0", root=root,
              summary="Serve the approved weights with batch size 16", baseline_sha=baseline_sha,
              model_dir=models["candidate"], change_classes=["weights_retrain", "serving_config"],
-             evidence=f_ev, changes=["Serving batch size 8 -> 16"])
+             evidence=f_ev, changes=["Serving batch size 8 -> 16"], training=trained)
 
     progress("[4/6] promotions through the gate (regopy, compiled once)")
     policy = embedded_engine(bundle)

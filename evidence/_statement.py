@@ -26,7 +26,8 @@ PREDICATE_TYPES: dict[str, str] = {
     "rollback-plan": "https://slmgate.dev/rollback-plan/v0.1",
     "approval": "https://slmgate.dev/approval/v0.1",
     "decision-record": "https://slmgate.dev/decision-record/v0.1",
-    "data-card": "https://slmgate.dev/data-card/v0.1",
+    "data-card": "https://slmgate.dev/data-card/v0.2",
+    "training-run": "https://slmgate.dev/training-run/v0.1",
     "model-card": "https://slmgate.dev/model-card/v0.1",
 }
 PREDICATE_KINDS: dict[str, str] = {uri: kind for kind, uri in PREDICATE_TYPES.items()}
@@ -41,6 +42,7 @@ ISSUED_AT_FIELD: dict[str, str] = {
     "approval": "approved_at",
     "decision-record": "decided_at",
     "data-card": "created_at",
+    "training-run": "finished_at",
     "model-card": "created_at",
 }
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")

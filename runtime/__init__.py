@@ -1,6 +1,7 @@
-"""The torch-side evidence producers: demo model training, the three-layer eval runner,
-serving-config capture and tensor digests, for the support-ticket triage workflow; and the
-importers of eval results made elsewhere (lm-evaluation-harness, model-card model-index).
+"""The torch-side evidence producers: demo model training (and the datasets it reads), the
+three-layer eval runner, serving-config capture and tensor digests, for the support-ticket
+triage workflow; and the importers of eval results made elsewhere (lm-evaluation-harness,
+model-card model-index).
 
 Importing this package does not import torch; each function imports it when called. The
 importers load on first use, so training and capture need neither slmgate.evidence nor its
@@ -11,7 +12,15 @@ from typing import Any
 
 from ._demo_models import train_demo_models
 from ._evals import SuiteError, run_eval
-from ._model import DeviceUnavailableError, TrainingConfig, load_model, predict, train_model
+from ._model import (
+    DeviceUnavailableError,
+    TrainingConfig,
+    load_model,
+    predict,
+    train_model,
+    training_datasets,
+    write_training_datasets,
+)
 from ._serving import capture_serving_config
 from ._tensors import tensor_digest
 
@@ -28,6 +37,8 @@ __all__ = [
     "tensor_digest",
     "train_demo_models",
     "train_model",
+    "training_datasets",
+    "write_training_datasets",
 ]
 
 

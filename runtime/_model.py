@@ -22,6 +22,8 @@ from ._labels import LABELS
 if TYPE_CHECKING:
     import torch
 
+    from ._tickets import Ticket
+
 MODEL_FORMAT = "slmgate.runtime/ticket-classifier"
 MODEL_FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -150,6 +152,39 @@ def _config_document(config: TrainingConfig) -> dict[str, Any]:
     }
 
 
+# The datasets a training run reads, by their ids in the default bundle's purposes.yaml: the
+# scrubbed tickets, and (with ``augment``) their typo/noise perturbations, a derivative flow.
+SCRUBBED_DATASET = "tickets_scrubbed"
+AUGMENTED_DATASET = "typo_augmented_tickets"
+
+
+def training_datasets(config: TrainingConfig) -> dict[str, list[Ticket]]:
+    """The records ``train_model`` trains on, per dataset, in training order."""
+    from ._tickets import training_set  # not at import: `python -m ..._tickets` stays clean
+
+    tickets = training_set(config.seed, config.train_examples, augment=config.augment)
+    if not config.augment:
+        return {SCRUBBED_DATASET: tickets}
+    half = len(tickets) // 2  # augment appends one perturbation per ticket
+    return {SCRUBBED_DATASET: tickets[:half], AUGMENTED_DATASET: tickets[half:]}
+
+
+def write_training_datasets(config: TrainingConfig, out_dir: str | Path) -> dict[str, Path]:
+    """Write each dataset ``train_model(config)`` reads as ``out_dir/<dataset>/train.jsonl``
+    (one ``{"label", "text"}`` line per record): the folders a data card's content manifest
+    hashes. Returns dataset id -> folder; the same config gives the same bytes."""
+    from ._tickets import iter_lines
+
+    written: dict[str, Path] = {}
+    for name, tickets in training_datasets(config).items():
+        folder = Path(out_dir) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "train.jsonl").open("w", encoding="utf-8", newline="\n") as fh:
+            fh.writelines(iter_lines(tickets))
+        written[name] = folder
+    return written
+
+
 def train_model(config: TrainingConfig, out_dir: str | Path) -> Path:
     """Train on synthetic tickets and write ``model.safetensors`` + ``config.json``.
 
@@ -158,9 +193,7 @@ def train_model(config: TrainingConfig, out_dir: str | Path) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from ._tickets import training_set  # not at import: `python -m ..._tickets` stays clean
-
-    tickets = training_set(config.seed, config.train_examples, augment=config.augment)
+    tickets = [t for part in training_datasets(config).values() for t in part]
     index = {label: i for i, label in enumerate(LABELS)}
     rows = featurize_batch([t.text for t in tickets], config.hashing)
     targets = [index[t.label] for t in tickets]

@@ -70,6 +70,53 @@ def serving_predicate(when: datetime = NOW, p95: float = 1.5) -> dict[str, Any]:
     }
 
 
+def write_dataset(folder: Path, seed: bytes, rows: int = 50) -> Path:
+    """A dataset folder: one JSON-lines file of ``rows`` records derived from ``seed``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"text": f"ticket {seed.hex()} {i}", "label": "billing"})
+             for i in range(rows)]
+    (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def data_card_predicate(name: str, sha256: str, when: datetime = NOW, **fields: Any) -> dict[str, Any]:
+    """A data card for ``name`` (content digest ``sha256``): scrubbed customer tickets for
+    model improvement, oldest record 2026-06-01. ``fields`` replace top-level fields;
+    ``oldest``/``newest`` the record dates; ``source=(name, sha256)`` makes it a derivative."""
+    source = fields.pop("source", None)
+    provenance: dict[str, Any] = {"category": "customer_provided",
+                                  "origin": {"name": "support-desk tickets (MSA 2024-07)"}}
+    if source is not None:
+        provenance = {"category": "derivative",
+                      "origin": {"name": source[0], "digest": {"sha256": source[1]}}}
+    doc: dict[str, Any] = {
+        "dataset": {"name": name, "digest": {"sha256": sha256}, "files": 1},
+        "provenance": provenance, "purpose": "model_improvement",
+        "lawful_basis": "legitimate_interests",
+        "records": {"oldest": fields.pop("oldest", "2026-06-01"),
+                    "newest": fields.pop("newest", "2026-11-01"), "rows": 50},
+        "pii": {"scan": "presidio 2.2 (e-mail, phone, card, IBAN)",
+                "redaction": "replaced with typed placeholders"},
+        "access_role": "ml-engineering", "created_at": format_time(when),
+    }
+    doc.update(fields)
+    return doc
+
+
+def training_run_predicate(datasets: list[tuple[str, str]], when: datetime = NOW,
+                           base: tuple[str, str] | None = None) -> dict[str, Any]:
+    deps: list[dict[str, Any]] = [{"name": n, "digest": {"sha256": d}, "role": "training-data"}
+                                  for n, d in datasets]
+    if base is not None:
+        deps.append({"name": base[0], "digest": {"sha256": base[1]}, "role": "base-model"})
+    return {
+        "build_type": "https://slmgate.dev/training/ticket-classifier/v1",
+        "builder": {"id": "https://ci.example.com/trainer"}, "invocation_id": "run-1",
+        "external_parameters": {"epochs": 6}, "resolved_dependencies": deps,
+        "started_at": format_time(when), "finished_at": format_time(when),
+    }
+
+
 # What the test requests deploy: exactly what ``serving_predicate`` measured.
 SERVING = {"device": "cpu", "dtype": "float32", "batch_size": 8, "quantization": "none",
            "runtime_version": "2.13.0+cpu"}
@@ -83,6 +130,7 @@ class World:
     candidate: Path
     baseline: Path
     other: Path
+    datasets: Path
 
     def key(self, name: str) -> SigningKey:
         return SigningKey.load(self.secrets / f"{name}.key")
@@ -101,7 +149,38 @@ class World:
         statement = make_statement(MODEL, subject or self.candidate_sha, kind, predicate)
         return sign_envelope(statement, [self.key(s) for s in signers]).to_json()
 
+    def dataset_sha(self, name: str) -> str:
+        """The content digest of the world's dataset ``name`` (written on first use)."""
+        folder = self.datasets / name
+        if not folder.exists():
+            write_dataset(folder, name.encode())
+        return hash_model_dir(folder, model_name=name).root_digest
+
+    def data_card(self, name: str, when: datetime = NOW, *, signer: str = "data-owner",
+                  sha256: str | None = None, **fields: Any) -> bytes:
+        """A signed data card about the world's dataset ``name`` (subject: its content digest)."""
+        digest = sha256 or self.dataset_sha(name)
+        statement = make_statement(name, digest, "data-card",
+                                   data_card_predicate(name, digest, when, **fields))
+        return sign_envelope(statement, [self.key(signer)]).to_json()
+
+    def training_run(self, datasets: list[str], when: datetime = NOW, *, signer: str = "trainer",
+                     digests: dict[str, str] | None = None) -> bytes:
+        """A signed training-run about the candidate naming the world's ``datasets``."""
+        named = [(n, (digests or {}).get(n) or self.dataset_sha(n)) for n in datasets]
+        base = ("support-triage-base", self.baseline_sha)
+        return self.envelope(signer, "training-run", training_run_predicate(named, when, base=base))
+
+    def training_evidence(self, when: datetime = NOW,
+                          datasets: tuple[str, ...] = ("tickets_scrubbed",)) -> dict[str, bytes]:
+        """A training-run over ``datasets`` and one data card per dataset."""
+        out = {"training-run": self.training_run(list(datasets), when)}
+        out.update({f"data-card-{n}": self.data_card(n, when) for n in datasets})
+        return out
+
     def standard_evidence(self, when: datetime = NOW, **eval_overrides: float) -> dict[str, bytes]:
+        """Weights manifest, eval result, serving config; and the signed training provenance
+        (a training-run and the card of ``tickets_scrubbed``) a retrain needs."""
         manifest = hash_model_dir(self.candidate, model_name=MODEL)
         return {
             "weights-manifest": self.envelope("runtime", "weights-manifest",
@@ -109,6 +188,7 @@ class World:
             "eval-result": self.envelope("eval-harness", "eval-result",
                                          eval_predicate(self.baseline_sha, when, **eval_overrides)),
             "serving-config": self.envelope("runtime", "serving-config", serving_predicate(when)),
+            **self.training_evidence(when),
         }
 
     def request(self, folder: Path, evidence: dict[str, bytes], *, change_classes: list[str] | None = None,
@@ -175,7 +255,7 @@ def session_world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(root, root / "policies", root / "secrets",
                  write_model(root / "models" / "candidate", b"\x01\x02"),
                  write_model(root / "models" / "baseline", b"\x03\x04"),
-                 write_model(root / "models" / "other", b"\x05\x06"))
+                 write_model(root / "models" / "other", b"\x05\x06"), root / "datasets")
 
 
 @pytest.fixture
@@ -184,4 +264,5 @@ def world(session_world: World) -> World:
 
 
 NowFn = Callable[[], datetime]
-__all__ = ["MODEL", "NOW", "SERVING", "World", "eval_predicate", "recent", "serving_predicate", "timedelta"]
+__all__ = ["MODEL", "NOW", "SERVING", "World", "data_card_predicate", "eval_predicate", "recent",
+           "serving_predicate", "timedelta", "training_run_predicate", "write_dataset"]

@@ -1,4 +1,4 @@
-"""`python -m slmgate.engine.cli`: the same as the `slmgate` command."""
+"""`python -m slmgate.engine.cli._main`: the same as the `slmgate` command."""
 
 from slmgate.engine.cli._main import main
 

@@ -16,6 +16,7 @@ from slmgate.engine.cli._evidence import evidence, keys
 from slmgate.engine.cli._ledger import ledger as ledger_group
 from slmgate.engine.cli._policy import policy
 from slmgate.engine.cli._runtime import evidence as _runtime_commands  # noqa: F401  (registers hash, ...)
+from slmgate.engine.cli._training import evidence as _training_commands  # noqa: F401  (data-card, training-run)
 from slmgate.engine.policy import _decision as exits
 from slmgate.evidence import SigningKey, parse_time
 from slmgate.evidence.errors import InputError, PolicyError

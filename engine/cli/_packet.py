@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -127,8 +129,13 @@ def packet_verify(pdf: Path, trust: Path | None, gate_key: Path | None, fmt: str
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None)
 @click.option("--as-of", "as_of", default=None, metavar="RFC3339",
               help="Date of the record. Default: SOURCE_DATE_EPOCH, else the policy commit's time.")
+@click.option("--data-cards", "data_cards", type=click.Path(path_type=Path), default=None,
+              metavar="DIR", help="Signed data cards (DIR/*.dsse.json), verified against the "
+              "bundle's trust.yaml: recipients from their access roles, data sources from their "
+              "provenance and derivative chains. One that does not verify: exit 4.")
 @guarded
-def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None) -> None:
+def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None,
+         data_cards: Path | None) -> None:
     """Records of processing activities (GDPR Art 30(1)) from the policy bundle, one per purpose.
 
     Controller and DPO, lawful basis, data subjects and categories, recipients, third-country
@@ -142,7 +149,7 @@ def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None) -> No
         ropa_csv,
         ropa_json,
     )
-    from slmgate.engine.policy._bundle import load_bundle
+    from slmgate.engine.policy._bundle import load_bundle, load_trust_policy
     from slmgate.engine.policy._yamldoc import load_yaml
 
     if fmt == "pdf" and output is None:
@@ -153,8 +160,15 @@ def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None) -> No
         raise InputError(str(exc)) from exc
     bundle = load_bundle(policies, with_keys=False)
     when = when or record_time(bundle)
+    cards: list[dict[str, Any]] = []
+    if data_cards is not None:
+        from slmgate.engine.policy._training import load_data_cards
+
+        cards = load_data_cards(data_cards, load_trust_policy(policies / "trust.yaml"),
+                                datetime.now(UTC))
     record = processing_record(bundle.data, load_yaml(policies / "trust.yaml").data, as_of=when,
-                               bundle_digest=bundle.digest, policy_revision=bundle.revision)
+                               bundle_digest=bundle.digest, policy_revision=bundle.revision,
+                               cards=cards)
     if fmt == "pdf":
         assert output is not None
         render_ropa_pdf(record, output, when)

@@ -62,9 +62,10 @@ class CachedVerifier:
             known = self._trust[id(trust)] = (trust, trust_digest(trust))
         return known[1]
 
-    def __call__(self, raw: bytes, trust: TrustPolicy, *, subject_sha256: str, now: datetime,
-                 ref: str = "envelope") -> VerifiedEvidence:
-        key = (hashlib.sha256(raw).hexdigest(), self._trust_digest(trust), subject_sha256.lower())
+    def __call__(self, raw: bytes, trust: TrustPolicy, *, subject_sha256: str | None,
+                 now: datetime, ref: str = "envelope") -> VerifiedEvidence:
+        subject = subject_sha256.lower() if subject_sha256 is not None else "(unbound)"
+        key = (hashlib.sha256(raw).hexdigest(), self._trust_digest(trust), subject)
         found = self._cache.get(key)
         if found is None:
             self.stats.misses += 1

@@ -124,6 +124,37 @@ def _release(decision: Decision, verified: Sequence[VerifiedEvidence],
     }
 
 
+def training_rows(facts: dict[str, Any], bundle: PolicyBundle) -> dict[str, Any]:
+    """The "Training data" section: the verified training-run and one row per dataset and per
+    link of its derivative chain (depth 0: named by the run), as the signed cards say, with
+    the retention purposes.yaml gives each dataset."""
+    training = facts.get("evidence", {}).get("training") or {"run": None, "datasets": []}
+    purposes = bundle.data["purposes"]
+    declared = {**purposes.get("derivative_flows", {}), **purposes.get("datasets", {})}
+    rows = []
+    for d in training.get("datasets", []):
+        for depth, link in enumerate(d.get("links", [])):
+            card = link.get("card") or {}
+            name = card.get("dataset") or link.get("named")
+            rows.append({
+                "dataset": name, "depth": depth, "digest": f"sha256:{link['sha256']}",
+                "category": card.get("category"), "origin": card.get("origin"),
+                "purpose": card.get("purpose"), "lawful_basis": card.get("lawful_basis"),
+                "oldest_record": card.get("oldest_record"), "newest_record": card.get("newest_record"),
+                "rows": card.get("rows"), "access_role": card.get("access_role"),
+                "retention_days": (declared.get(name) or {}).get("retention_days"),
+                "signers": ", ".join(card.get("signers", [])) or None,
+                "carded": bool(card),
+            })
+    run = training.get("run")
+    return {"run": None if run is None else {
+                "builder": run["builder"], "build_type": run["build_type"],
+                "signers": ", ".join(run["signers"]),
+                "base_model": (f"{run['base_model']['name']} sha256:{run['base_model']['sha256']}"
+                               if run.get("base_model") else None)},
+            "datasets": rows}
+
+
 def packet_content(
     decision: Decision, facts: dict[str, Any], bundle: PolicyBundle,
     verified: Sequence[VerifiedEvidence],
@@ -134,8 +165,10 @@ def packet_content(
     by_ref = {ev.ref: ev for ev in verified}
     fact_request = facts.get("request", {})
     deployment = fact_request.get("deployment")
-    training = list(fact_request.get("training_data", []))
-    datasets = bundle.data["purposes"].get("datasets", {})
+    provenance = training_rows(facts, bundle)
+    # What the signed provenance says was trained on (never the request's own list).
+    training = [{"dataset": t["dataset"], "oldest_record": t["oldest_record"], "purpose": t["purpose"]}
+                for t in provenance["datasets"] if t["depth"] == 0]
     content = {
         "title": f"Promotion packet — {model['name']} {model['version']}",
         "generated_at": decision.evaluated_at,
@@ -152,9 +185,9 @@ def packet_content(
         },
         "request": {
             **decision.request, "deployment": deployment,
-            "training_data": [{**t, "purpose": datasets.get(t["dataset"], {}).get("purpose")}
-                              for t in training],
+            "training_data": training,
         },
+        "training": provenance,
         "release": _release(decision, verified, bundle),
         "metrics": _metric_rows(decision, facts, bundle),
         "evidence": [
@@ -173,7 +206,9 @@ def packet_content(
         "charter": {"program": charter["title"], "problem_statement": charter["problem_statement"],
                     "owner": charter["owner"],
                     "human_in_the_loop": charter.get("risk_appetite", {}).get("human_in_the_loop", [])},
-        "ropa": packet_extract(bundle.data, deployment, training),
+        # Every dataset of the signed chains, sources included, with the flows among them.
+        "ropa": packet_extract(bundle.data, deployment,
+                               [{"dataset": t["dataset"]} for t in provenance["datasets"]]),
     }
     content["controls"] = control_rows(decision, content)
     return content

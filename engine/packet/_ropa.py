@@ -2,7 +2,12 @@
 purpose — controller and DPO, lawful basis, data subjects and categories, recipients, third-country
 transfers with their safeguards, erasure limits, security measures, and the datasets and
 derivative flows under it. Cross-checked before anything is written; rendered as JSON, CSV
-(RFC 4180, UTF-8 with BOM, one row per activity) or PDF (the packet pipeline)."""
+(RFC 4180, UTF-8 with BOM, one row per activity) or PDF (the packet pipeline).
+
+Given verified data cards (``slmgate ropa --data-cards DIR``, or the cards a promotion was
+decided on in its packet), each activity also takes its recipients from the cards' access roles
+and its data sources from their provenance — a derivative named with the dataset it came from,
+so the chain reads source by source."""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ CSV_COLUMNS = (
     "activity_id", "activity", "uses", "controller", "controller_contact", "dpo_contact",
     "lawful_basis", "legitimate_interest", "data_subjects", "personal_data_categories",
     "special_categories", "other_data_categories", "recipients", "third_country_transfers",
-    "erasure_time_limits", "security_measures", "datasets", "derivative_flows",
+    "erasure_time_limits", "security_measures", "datasets", "derivative_flows", "data_sources",
 )
 
 
@@ -92,9 +97,28 @@ def _transfers(sub: Mapping[str, Any], classes: Mapping[str, Any], touched: Iter
     return out
 
 
+def card_source(card: Mapping[str, Any]) -> str:
+    """One data source as an Art. 30 reader wants it: the dataset and where it came from."""
+    if card["category"] == "derivative":
+        source = card.get("source_sha256") or ""
+        return f"{card['dataset']}: derived from {card['origin']} (sha256:{source[:16]}…)"
+    return f"{card['dataset']}: {card['category'].replace('_', ' ')} ({card['origin']})"
+
+
+def card_recipients(cards: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Internal recipients by access role, with the datasets each may read per signed card."""
+    by_role: dict[str, set[str]] = {}
+    for c in cards:
+        by_role.setdefault(c["access_role"], set()).add(c["dataset"])
+    return [f"{role} (internal; reads {', '.join(sorted(sets))} per signed data cards)"
+            for role, sets in sorted(by_role.items())]
+
+
 def processing_activities(data: Mapping[str, Any], measures: Sequence[Mapping[str, str]],
-                          only: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """One activity per purpose (``only``: these purposes, in that order)."""
+                          only: Iterable[str] | None = None,
+                          cards: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """One activity per purpose (``only``: these purposes, in that order). ``cards``: verified
+    data cards (``_training.card_facts``), folded in by their purpose."""
     charter = data["charter"]
     classes = charter["data_classes"]
     purposes = data["purposes"]["purposes"]
@@ -117,6 +141,8 @@ def processing_activities(data: Mapping[str, Any], measures: Sequence[Mapping[st
         my_flows = {f: v for f, v in sorted(flows.items()) if v["purpose"] == pid}
         readers = sorted({r for f in my_flows.values() for r in f["readers"]})
         recipients += [f"{r} (internal; derivative flows)" for r in readers]
+        my_cards = sorted((c for c in cards if c["purpose"] == pid), key=lambda c: c["dataset"])
+        recipients += card_recipients(my_cards)
         limits = [f"{pid}: {p['retention_days']} days"]
         limits += [f"dataset {d}: {v['retention_days']} days" for d, v in my_sets.items()]
         limits += [f"flow {f}: {v['retention_days']} days" for f, v in my_flows.items()]
@@ -134,6 +160,7 @@ def processing_activities(data: Mapping[str, Any], measures: Sequence[Mapping[st
             "security_measures": [m["measure"] for m in measures],
             "datasets": [{"id": d, **v} for d, v in my_sets.items()],
             "derivative_flows": [{"id": f, **v} for f, v in my_flows.items()],
+            "data_sources": [card_source(c) for c in my_cards],
         })
     return activities
 
@@ -194,8 +221,10 @@ def security_measures(data: Mapping[str, Any], trust: Mapping[str, Any]) -> list
 
 
 def processing_record(data: Mapping[str, Any], trust: Mapping[str, Any], *, as_of: datetime,
-                      bundle_digest: str, policy_revision: str | None) -> dict[str, Any]:
-    """The whole Art. 30(1) record; ``check_processing`` first, so a bad bundle writes nothing."""
+                      bundle_digest: str, policy_revision: str | None,
+                      cards: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The whole Art. 30(1) record; ``check_processing`` first, so a bad bundle writes nothing.
+    ``cards``: verified data cards whose access roles and provenance the activities take in."""
     check_processing(data)
     charter = data["charter"]
     measures = security_measures(data, trust)
@@ -205,7 +234,7 @@ def processing_record(data: Mapping[str, Any], trust: Mapping[str, Any], *, as_o
         "controller": dict(charter["controller"]),
         "as_of": format_time(as_of), "bundle_digest": bundle_digest,
         "policy_revision": policy_revision,
-        "activities": processing_activities(data, measures),
+        "activities": processing_activities(data, measures, cards=cards),
         "security_measures": measures,
         "data_classes": [{"id": c, "special_category": False, **v}
                          for c, v in sorted(charter["data_classes"].items())],
@@ -254,6 +283,7 @@ def ropa_csv(record: Mapping[str, Any]) -> bytes:
             _SEP.join(f"{d['id']} ({d['description']}; {d['retention_days']} days)" for d in a["datasets"]),
             _SEP.join(f"{f['id']} (from {f['source']}; readers {', '.join(f['readers'])})"
                       for f in a["derivative_flows"]),
+            _SEP.join(a.get("data_sources", [])),
         ])
     return buf.getvalue().encode("utf-8-sig")
 
@@ -281,7 +311,8 @@ def packet_extract(data: Mapping[str, Any], deployment: Mapping[str, Any] | None
     why: dict[str, list[str]] = {}
     if deployment and deployment.get("purpose") in purposes:
         why.setdefault(deployment["purpose"], []).append("serving purpose of this deployment")
-    used = [t["dataset"] for t in training if t.get("dataset") in datasets]
+    named = {t.get("dataset") for t in training}
+    used = list(dict.fromkeys(t["dataset"] for t in training if t.get("dataset") in datasets))
     for d in used:
         why.setdefault(datasets[d]["purpose"], []).append(f"purpose of training dataset {d}")
     classes_used = sorted({c for p in why for c in purposes[p]["data_classes"]}
@@ -296,5 +327,6 @@ def packet_extract(data: Mapping[str, Any], deployment: Mapping[str, Any] | None
                           {"id": s, "name": "not declared in subprocessors.yaml"}
                           for s in (deployment or {}).get("subprocessors", [])],
         "datasets": [{"id": d, **datasets[d]} for d in used],
-        "flows": [{"id": f, **v} for f, v in sorted(flows.items()) if v["source"] in used],
+        "flows": [{"id": f, **v} for f, v in sorted(flows.items())
+                  if v["source"] in used or f in named],
     }

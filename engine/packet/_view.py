@@ -47,6 +47,11 @@ _CHARTER_KEYS = ("program", "problem_statement", "owner", "human_in_the_loop")
 _CLASS_KEYS = ("id", "description", "tier")
 _FILE_KEYS = ("name", "digest")
 _TRAINING_KEYS = ("dataset", "oldest_record", "purpose")
+_TRAINING_RUN_KEYS = ("builder", "build_type", "signers", "base_model")
+_TRAINING_ROW_KEYS = (
+    "dataset", "depth", "digest", "category", "origin", "purpose", "lawful_basis", "oldest_record",
+    "newest_record", "rows", "access_role", "retention_days", "signers", "carded",
+)
 _CONTROL_KEYS = ("framework", "control", "title", "requirement", "sections", "status", "note")
 _ROPA_ROWS = {
     "purposes": ("id", "name", "lawful_basis", "legitimate_interest", "data_subjects",
@@ -135,6 +140,16 @@ def _ropa(raw: Any) -> dict[str, Any] | None:
     return {key: _rows(raw.get(key), keys, f"ropa.{key}") for key, keys in _ROPA_ROWS.items()}
 
 
+def _training(raw: Any) -> dict[str, Any]:
+    """The training provenance: ``run`` None without a verified training-run."""
+    raw = raw or {}
+    if not isinstance(raw, Mapping):
+        raise PacketError(f"training must be an object, got {type(raw).__name__}")
+    run = raw.get("run")
+    return {"run": None if run is None else _section(run, _TRAINING_RUN_KEYS, "training.run"),
+            "datasets": _rows(raw.get("datasets") or [], _TRAINING_ROW_KEYS, "training.datasets")}
+
+
 def _charts(metrics: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     by_layer: dict[str, list[dict[str, Any]]] = {}
     for row in metrics or []:
@@ -169,6 +184,7 @@ def packet_view(content: Mapping[str, Any]) -> dict[str, Any]:
         "evidence": evidence,
         "approvals": _rows(content.get("approvals"), _SIGNED_APPROVAL_KEYS, "approvals"),
         "serving": _section(content.get("serving"), _SERVING_KEYS, "serving"),
+        "training": _training(content.get("training")),
         "charter": charter,
         "ropa": _ropa(content.get("ropa")),
         "controls": controls,

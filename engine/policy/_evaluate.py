@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from slmgate.engine.policy._bundle import PolicyBundle
 from slmgate.engine.policy._decision import Decision, checked_policy_output, decision_id, failsafe
 from slmgate.engine.policy._facts import build_facts, split_duplicates
+from slmgate.engine.policy._training import bind_data_cards, binds_to_weights
 from slmgate.engine.request._request import PromotionRequest, withheld_reason
 from slmgate.evidence import (
     TrustPolicy,
@@ -24,7 +25,12 @@ from slmgate.evidence import (
     hash_model_dir,
     verify_envelope,
 )
-from slmgate.evidence.errors import EvidenceInvalid, ManifestMismatchError, PolicyError
+from slmgate.evidence.errors import (
+    EvidenceInvalid,
+    ManifestMismatchError,
+    PolicyError,
+    SubjectMismatchError,
+)
 
 log = logging.getLogger("slmgate")
 
@@ -63,8 +69,8 @@ def _check_manifest(ev: VerifiedEvidence) -> None:
 class EnvelopeVerifier(Protocol):
     """``verify_envelope``'s signature: what checks one envelope against a trust policy."""
 
-    def __call__(self, raw: bytes, trust: TrustPolicy, *, subject_sha256: str, now: datetime,
-                 ref: str = ...) -> VerifiedEvidence: ...
+    def __call__(self, raw: bytes, trust: TrustPolicy, *, subject_sha256: str | None,
+                 now: datetime, ref: str = ...) -> VerifiedEvidence: ...
 
 
 def verify_request_evidence(
@@ -72,7 +78,11 @@ def verify_request_evidence(
     verify: EnvelopeVerifier = verify_envelope,
 ) -> tuple[list[VerifiedEvidence], list[VerificationResult]]:
     """Verify every envelope of the request against the bundle's trust policy; with
-    ``bind_weights``, re-hash the weights directory the request names."""
+    ``bind_weights``, re-hash the weights directory the request names.
+
+    Subjects are bound by kind: every statement must be about the candidate's weights, except
+    data cards, which are about datasets: they are verified unbound and then count only when
+    the verified training-run names their dataset (``_training.bind_data_cards``)."""
     verified: list[VerifiedEvidence] = []
     results: list[VerificationResult] = []
     binding = _bind_weights(request) if bind_weights else None
@@ -85,9 +95,12 @@ def verify_request_evidence(
                 ref=item.ref, envelope_sha256=hashlib.sha256(item.raw).hexdigest(),
                 verified=False, failed_step="parse", reason=reason))
             continue
+        to_weights = binds_to_weights(item.raw)
         try:
-            ev = verify(item.raw, bundle.trust, subject_sha256=request.weights_sha256,
-                        now=now, ref=item.ref)
+            ev = verify(item.raw, bundle.trust, now=now, ref=item.ref,
+                        subject_sha256=request.weights_sha256 if to_weights else None)
+            if not to_weights and ev.kind != "data-card":  # cannot happen: one payload, read twice
+                raise SubjectMismatchError(f"{ev.kind} verified without its weights binding")
             if ev.kind == "weights-manifest":
                 _check_manifest(ev)
         except EvidenceInvalid as exc:
@@ -100,8 +113,10 @@ def verify_request_evidence(
             continue
         verified.append(ev)
     kept, ambiguous = split_duplicates(verified)
+    kept, unbound = bind_data_cards(kept)
     results.extend(VerificationResult.passed(ev) for ev in kept)
     results.extend(ambiguous)
+    results.extend(unbound)
     order = {e.ref: i for i, e in enumerate(request.evidence)}
     results.sort(key=lambda r: order.get(r.ref, -1))
     return kept, results

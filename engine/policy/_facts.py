@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
+from slmgate.engine.policy._training import training_facts
 from slmgate.engine.request._request import PromotionRequest
 from slmgate.evidence import VerificationResult, VerifiedEvidence, format_time
 
 # Kinds of which a request may carry several envelopes; any other kind must be unique.
-MULTI_KINDS = frozenset({"approval"})
+# Data cards, one per dataset, are checked for ambiguity per dataset by ``bind_data_cards``.
+MULTI_KINDS = frozenset({"approval", "data-card"})
 
 
 def _metric(values: dict[str, Any]) -> dict[str, float | None]:
@@ -183,6 +185,7 @@ def build_facts(
             evidence["rollback"] = _rollback_facts(ev, now)
         elif ev.kind == "approval":
             evidence["approvals"].extend(_approval_facts(ev, request))
+    evidence["training"] = training_facts(verified, now)
     signed_name = signed_model_name(verified, request.weights_sha256)
     evidence["subjects"] = {"model": signed_name,
                             "names": _subject_names(verified, request.weights_sha256)}

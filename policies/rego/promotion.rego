@@ -281,33 +281,172 @@ domain_checks contains check(sprintf("residency.subprocessor.%s", [name]), passe
 	explain := {"facts": {"subprocessor": name, "data_classes": classes_involved}, "data": {"subprocessor": object.get(subprocessors, name, null)}}
 }
 
+# Training data comes from signed provenance, never from the requester's word: the verified
+# training-run (signed by the trainer, about the candidate's weights) names every dataset by
+# content digest, and each dataset's verified data card (signed by its data owner, bound to
+# that digest in Python) says its purpose, lawful basis and record dates. Derivative datasets
+# arrive as a chain of links (the dataset, its source, ...) flattened in Python: Rego cannot
+# recurse. Every link is judged.
+training := object.get(input.evidence, "training", {"run": null, "datasets": []})
+
+training_run := object.get(training, "run", null)
+
+training_datasets := object.get(training, "datasets", [])
+
+# What the request says it trained on: only ever compared with the signed provenance.
 training_data := object.get(input.request, "training_data", [])
 
-domain_checks contains check("purpose.training_data", passed, "deny", msg, "request", explain) if {
+flows := object.get(purposes, "derivative_flows", {})
+
+declared_datasets := object.union(flows, purposes.datasets)
+
+domain_checks contains check("purpose.training_data", passed, "deny", msg, "training-run", explain) if {
 	retrains
-	passed := count(training_data) > 0
-	msg := "a retrain must name its training datasets"
-	explain := {"facts": {"training_data": training_data}, "data": {}}
+	passed := training_run != null
+	msg := "a retrain needs a verified training-run (signed by the trainer) naming its datasets by content digest"
+	explain := {"facts": {"run": training_run, "datasets": [d.name | some d in training_datasets]}, "data": {"change_classes": input.request.change_classes}}
 }
 
-dataset_problems(d) := ["not declared in purposes.yaml"] if not purposes.datasets[d.dataset]
+# The oldest record the signed card gives a link; null without a card.
+card_oldest(link) := link.card.oldest_record if link.card != null
 
-dataset_problems(d) := problems if {
-	ds := purposes.datasets[d.dataset]
-	age := d.age_days # bound here: regopy mis-binds parameters used inside comprehensions
-	uses := object.get(purposes.purposes, [ds.purpose, "uses"], [])
-	problems := array.concat(
-		[fmt("its purpose %s does not allow training", [ds.purpose]) | not "training" in uses],
-		[fmt("oldest record %v days old, retention %v days", [age, ds.retention_days]) | not at_most(age, ds.retention_days)],
-	)
+card_oldest(link) := null if link.card == null
+
+signed_training_data := {[d.name, card_oldest(d.links[0])] | some d in training_datasets}
+
+requested_training_data := {[d.dataset, d.oldest_record] | some d in training_data}
+
+domain_checks contains check("purpose.training_data.matches_provenance", passed, "deny", msg, "training-run", explain) if {
+	count(training_data) > 0
+	passed := requested_training_data == signed_training_data
+	msg := fmt("the request names training data %v; the signed provenance says %v", [sort(requested_training_data), sort(signed_training_data)])
+	explain := {"facts": {"requested": training_data, "signed": sort(signed_training_data)}, "data": {}}
 }
 
-domain_checks contains check(sprintf("purpose.dataset.%s", [d.dataset]), passed, "deny", msg, "request", explain) if {
-	some d in training_data
-	problems := dataset_problems(d)
+# [dataset name, problem] for every link of every dataset of the verified training-run.
+training_links contains [d.name, link] if {
+	some d in training_datasets
+	some link in d.links
+}
+
+training_problems contains [d.name, msg] if {
+	some d in training_datasets
+	d.cut == true
+	msg := "its derivative chain loops or is longer than slmgate follows"
+}
+
+training_problems contains [name, msg] if {
+	some t in training_links
+	name := t[0]
+	link := t[1]
+	link.card == null
+	msg := sprintf("no verified data card about %v (sha256:%s…)", [link.named, substring(link.sha256, 0, 16)])
+}
+
+training_cards contains [name, link.named, link.card] if {
+	some t in training_links
+	name := t[0]
+	link := t[1]
+	link.card != null
+}
+
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	named := t[1]
+	card := t[2]
+	card.dataset != named
+	msg := sprintf("the data card names dataset %s, the provenance names it %v", [card.dataset, named])
+}
+
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	card := t[2]
+	not declared_datasets[card.dataset]
+	msg := sprintf("%s is not declared in purposes.yaml", [card.dataset])
+}
+
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	card := t[2]
+	declared := declared_datasets[card.dataset]
+	card.purpose != declared.purpose
+	msg := sprintf("%s: the card's purpose %s, purposes.yaml declares %s", [card.dataset, card.purpose, declared.purpose])
+}
+
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	card := t[2]
+	not "training" in object.get(purposes.purposes, [card.purpose, "uses"], [])
+	msg := sprintf("%s: its purpose %s does not allow training", [card.dataset, card.purpose])
+}
+
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	card := t[2]
+	basis := object.get(purposes.purposes, [card.purpose, "lawful_basis"], null)
+	card.lawful_basis != basis
+	msg := sprintf("%s: lawful basis %s, the purpose %s rests on %v", [card.dataset, card.lawful_basis, card.purpose, basis])
+}
+
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	card := t[2]
+	not at_least(card.age_days, 0)
+	msg := sprintf("%s: oldest record %s is in the future or unreadable", [card.dataset, card.oldest_record])
+}
+
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	card := t[2]
+	not at_least(card.newest_age_days, 0)
+	msg := sprintf("%s: newest record %s is in the future or unreadable", [card.dataset, card.newest_record])
+}
+
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	card := t[2]
+	not at_most(card.newest_age_days, card.age_days)
+	msg := sprintf("%s: newest record %s is older than the oldest %s", [card.dataset, card.newest_record, card.oldest_record])
+}
+
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	card := t[2]
+	declared := declared_datasets[card.dataset]
+	not at_most(card.age_days, declared.retention_days)
+	msg := sprintf("%s: oldest record %v days old, retention %v days", [card.dataset, card.age_days, declared.retention_days])
+}
+
+# A derivative flow of purposes.yaml must be carded as a derivative of its declared source.
+training_problems contains [name, msg] if {
+	some t in training_cards
+	name := t[0]
+	card := t[2]
+	flow := flows[card.dataset]
+	not derivative_of(card, flow.source)
+	msg := sprintf("%s: purposes.yaml declares it derived from %s; the card says %s from %s", [card.dataset, flow.source, card.category, card.origin])
+}
+
+derivative_of(card, source) if {
+	card.category == "derivative"
+	card.origin == source
+}
+
+domain_checks contains check(sprintf("purpose.dataset.%s", [d.name]), passed, "deny", msg, "data-card", explain) if {
+	some d in training_datasets
+	problems := sort([m | some p in training_problems; p[0] == d.name; m := p[1]])
 	passed := count(problems) == 0
-	msg := fmt("training dataset %s: %v", [d.dataset, problems])
-	explain := {"facts": {"dataset": d}, "data": {"dataset": object.get(purposes.datasets, d.dataset, null)}}
+	msg := fmt("training dataset %s (sha256:%s…): %v", [d.name, substring(d.sha256, 0, 16), problems])
+	explain := {"facts": {"dataset": d}, "data": {"declared": object.get(declared_datasets, d.name, null)}}
 }
 
 # ---------------------------------------------------------------- rollback
@@ -488,7 +627,9 @@ expected_checks contains sprintf("residency.subprocessor.%s", [sp]) if some sp i
 
 expected_checks contains "purpose.training_data" if retrains
 
-expected_checks contains sprintf("purpose.dataset.%s", [d.dataset]) if some d in training_data
+expected_checks contains "purpose.training_data.matches_provenance" if count(training_data) > 0
+
+expected_checks contains sprintf("purpose.dataset.%s", [d.name]) if some d in training_datasets
 
 expected_checks contains "rollback.plan" if "rollback-plan" in tiers.tiers[tier].requires_evidence
 

@@ -27,7 +27,15 @@ from slmgate.evidence._predicates import _validators
 from slmgate.evidence._schema_compiler import compile_schema, compiled_source
 from slmgate.evidence._statement import ISSUED_AT_FIELD
 from slmgate.evidence.errors import PredicateSchemaError
-from tests.conftest import MODEL, NOW, World, eval_predicate, serving_predicate
+from tests.conftest import (
+    MODEL,
+    NOW,
+    World,
+    data_card_predicate,
+    eval_predicate,
+    serving_predicate,
+    training_run_predicate,
+)
 
 SCHEMA_DIR = resources.files("slmgate.evidence") / "schemas"
 HEX = "ab" * 32
@@ -42,10 +50,8 @@ def examples(world: World) -> dict[str, dict[str, Any]]:
         "serving-config": serving_predicate(),
         "rollback-plan": json.loads(Statement.parse(_payload(world.rollback_plan())).raw)["predicate"],
         "approval": json.loads(_payload(world.approval("ml-lead", doc)))["predicate"],
-        "data-card": {"dataset": {"id": "tickets_scrubbed", "digest": {"sha256": HEX}},
-                      "card": {"uri": "https://cards.example.com/tickets.md",
-                               "digest": {"sha256": HEX}, "media_type": "text/markdown"},
-                      "created_at": format_time(NOW)},
+        "data-card": data_card_predicate("tickets_scrubbed", HEX),
+        "training-run": training_run_predicate([("tickets_scrubbed", HEX)], base=("base", HEX)),
         "model-card": {"model": {"name": MODEL, "version": "1.1.0"},
                        "card": {"uri": "cards/support-triage.md", "digest": {"sha256": HEX}},
                        "created_at": format_time(NOW)},
@@ -128,7 +134,16 @@ def test_a_sharded_weights_manifest_needs_its_shard_size(world: World) -> None:
     ("approval", lambda p: p.update(decision="maybe"), "decision"),
     ("approval", lambda p: p.update(request_digest="sha256:short"), "request_digest"),
     ("rollback-plan", lambda p: p.update(last_drill="last week"), "last_drill"),
-    ("data-card", lambda p: p["card"].pop("digest"), "card.digest"),
+    ("data-card", lambda p: p["records"].update(oldest="last spring"), "records.oldest"),
+    ("data-card", lambda p: p["provenance"].update(category="scraped"), "provenance.category"),
+    ("data-card", lambda p: p.update(lawful_basis="because"), "lawful_basis"),
+    ("data-card", lambda p: p.pop("access_role"), "access_role"),
+    ("data-card", lambda p: p.update(provenance={"category": "derivative", "origin": {"name": "x"}}),
+     "provenance.origin.digest"),
+    ("training-run", lambda p: p.update(resolved_dependencies=[]), "resolved_dependencies"),
+    ("training-run", lambda p: p["resolved_dependencies"][0].update(role="other"),
+     "resolved_dependencies.0.role"),
+    ("training-run", lambda p: p["builder"].pop("id"), "builder.id"),
     ("model-card", lambda p: p.update(card="cards/x.md"), "card"),
     ("approval", lambda p: p.update(approved_at="yesterday"), "approved_at"),
 ])

@@ -22,6 +22,8 @@ def test_all_is_pinned() -> None:
         "tensor_digest",
         "train_demo_models",
         "train_model",
+        "training_datasets",
+        "write_training_datasets",
     ]
     for name in slmgate.runtime.__all__:
         assert getattr(slmgate.runtime, name).__module__.startswith("slmgate.runtime._")

@@ -78,3 +78,20 @@ def test_load_model_on_missing_cuda_says_so(small_model: Path) -> None:
 def test_training_config_validates(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         TrainingConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_written_datasets_are_what_training_reads(tmp_path: Path) -> None:
+    from slmgate.runtime import training_datasets, write_training_datasets
+    from slmgate.runtime._tickets import training_set
+
+    config = TrainingConfig(train_examples=40, augment=True)
+    parts = training_datasets(config)
+    assert list(parts) == ["tickets_scrubbed", "typo_augmented_tickets"]
+    assert [t for p in parts.values() for t in p] == training_set(7, 40, augment=True)
+    written = write_training_datasets(config, tmp_path)
+    lines = (written["tickets_scrubbed"] / "train.jsonl").read_text().splitlines()
+    assert [json.loads(x)["text"] for x in lines] == [t.text for t in parts["tickets_scrubbed"]]
+    again = write_training_datasets(config, tmp_path / "again")
+    assert all((written[n] / "train.jsonl").read_bytes() == (again[n] / "train.jsonl").read_bytes()
+               for n in written)
+    assert list(training_datasets(TrainingConfig(train_examples=40, augment=False))) == ["tickets_scrubbed"]

@@ -37,6 +37,12 @@ def test_demo_runs_the_main_path(tmp_path: Path) -> None:
         assert p["outcome"].upper() in text.upper()
         assert "request.json" in reader.attachments
         assert "evidence/eval-result.dsse.json" in reader.attachments
+        assert "evidence/training-run.dsse.json" in reader.attachments
+        assert "evidence/data-card-tickets_scrubbed.dsse.json" in reader.attachments
+    # the retrains carry signed provenance: a training-run and one data card per dataset read
+    decided = {p["name"]: p for p in summary["promotions"]}
+    assert "purpose.dataset" not in decided["01-weekly-retrain"]["summary"]
+    assert (out / "datasets" / "typo_augmented_tickets" / "train.jsonl").stat().st_size > 1000
     # models are real safetensors trained here; the request re-hashes them at promotion time
     assert (out / "models" / "candidate" / "model.safetensors").stat().st_size > 1000
     assert not list(tmp_path.glob(".demo.*")), "work folders must not be left behind"

@@ -126,7 +126,7 @@ def test_approval_for_another_request_does_not_count(world: World, tmp_path: Pat
     (lambda d: d.pop("change_classes"), "(document)"),
     (lambda d: d["model"].update(weights_digest="md5:abc"), "model.weights_digest"),
     (lambda d: d.update(change_classes="weights_retrain"), "change_classes"),
-    (lambda d: d["evidence"].append({"ref": "ghost", "path": "nope.json"}), "evidence.3.path"),
+    (lambda d: d["evidence"].append({"ref": "ghost", "path": "nope.json"}), "evidence.5.path"),
 ])
 def test_malformed_request_exits_2_naming_file_and_field(world: World, tmp_path: Path, edit, field) -> None:  # type: ignore[no-untyped-def]
     req = world.request(tmp_path / "req", world.standard_evidence())

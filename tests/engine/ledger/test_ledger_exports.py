@@ -43,7 +43,7 @@ def test_oscal_export_is_valid_assessment_results_with_a_finding_per_rule(
         for rel in finding["related-observations"]:
             assert rel["observation-uuid"] in observations
     evidence_obs = [o for o in result["observations"] if o["title"].startswith("evidence ")]
-    assert len(evidence_obs) == 3
+    assert len(evidence_obs) == 5  # the standard evidence: manifest, eval, serving, training-run, data card
     for obs in evidence_obs:
         [link] = resources[obs["relevant-evidence"][0]["href"].removeprefix("#")]["rlinks"]
         data = tree[link["href"]].data_stream.read()

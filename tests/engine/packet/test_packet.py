@@ -106,6 +106,22 @@ def sample_content(outcome: str = "approve") -> dict[str, Any]:
                 "file": "evidence/eval-result.dsse.json",
             }
         ],
+        "training": {
+            "run": {"builder": "https://ci.example.com/trainer", "build_type": "ticket-classifier",
+                    "signers": "trainer", "base_model": None},
+            "datasets": [
+                {"dataset": "typo_augmented_tickets", "depth": 0, "digest": DIGEST,
+                 "category": "derivative", "origin": "tickets_scrubbed", "purpose": "model_improvement",
+                 "lawful_basis": "legitimate_interests", "oldest_record": "2026-06-01",
+                 "newest_record": "2026-11-01", "rows": 2000, "access_role": "ml-engineering",
+                 "retention_days": 365, "signers": "data-owner", "carded": True},
+                {"dataset": "tickets_scrubbed", "depth": 1, "digest": DIGEST, "category": "customer_provided",
+                 "origin": "support desk", "purpose": "model_improvement",
+                 "lawful_basis": "legitimate_interests", "oldest_record": "2026-06-01",
+                 "newest_record": "2026-11-01", "rows": 2000, "access_role": "ml-engineering",
+                 "retention_days": 365, "signers": "data-owner", "carded": True},
+            ],
+        },
         "serving": {
             "device": "cpu / Intel Xeon",
             "dtype": "float32",
@@ -158,6 +174,13 @@ def test_renders_pdf_with_decision_content(rendered: Path) -> None:
         assert expected in text
 
 
+def test_training_data_section_shows_each_dataset_and_its_sources(rendered: Path) -> None:
+    text = _text(rendered)
+    for expected in ("typo_augmented_tickets", "↳", "tickets_scrubbed", "customer_provided",
+                     "derivative", "legitimate_interests", "retention 365 days", "data-owner"):
+        assert expected in text, expected
+
+
 def test_bookmarks_follow_sections(rendered: Path) -> None:
     top, sections = PdfReader(rendered).outline
     assert not isinstance(top, list) and isinstance(sections, list)
@@ -168,6 +191,7 @@ def test_bookmarks_follow_sections(rendered: Path) -> None:
         "Evidence",
         "Approvals",
         "Serving configuration",
+        "Training data",
         "Records of processing",
         "Control mapping",
         "Attached files and re-verification",

@@ -38,7 +38,8 @@ from slmgate.evidence.errors import InputError
 from tests.conftest import NOW, World
 
 AT = NOW + timedelta(minutes=1)
-IDENTITIES = ("eval-harness", "runtime", "release-manager", "ml-lead", "privacy-officer", "slmgate-gate")
+IDENTITIES = ("eval-harness", "runtime", "release-manager", "ml-lead", "privacy-officer", "data-owner",
+              "trainer", "slmgate-gate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +92,13 @@ def other_keys(world: World, dest: Path, names: tuple[str, ...]) -> tuple[Path, 
 
 def resign(world: World, evidence: dict[str, bytes], keys: dict[str, SigningKey]) -> dict[str, bytes]:
     """The same statements, signed by other keys (the eval with a better stress score)."""
-    signer = {"weights-manifest": "runtime", "serving-config": "runtime", "eval-result": "eval-harness"}
+    signer = {"weights-manifest": "runtime", "serving-config": "runtime", "eval-result": "eval-harness",
+              "training-run": "trainer", "data-card-tickets_scrubbed": "data-owner"}
     out = {}
     for ref, raw in evidence.items():
+        if signer[ref] not in keys:  # an identity the forger kept: its genuine envelope
+            out[ref] = raw
+            continue
         statement = json.loads(base64.b64decode(json.loads(raw)["payload"]))
         if ref == "eval-result":
             statement["predicate"]["layers"]["stress"]["metrics"]["accuracy"]["candidate"] = 0.99

@@ -30,7 +30,7 @@ from slmgate.engine.packet._ropa import (
     ropa_json,
 )
 from slmgate.evidence.errors import InputError
-from tests.conftest import World
+from tests.conftest import World, recent
 
 AS_OF = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -168,3 +168,31 @@ def test_cli_writes_csv_and_refuses_a_dataset_without_purpose(session_world: Wor
     assert b"shadow_copy" in bad.stderr and b"marketing" in bad.stderr
     assert bad.stdout == b""
     assert run("--policies", session_world.policies, "--format", "pdf").returncode == 2  # needs -o
+
+
+def test_data_cards_give_recipients_and_sources(world: World, tmp_path: Path) -> None:
+    """`slmgate ropa --data-cards DIR`: recipients from the cards' access roles, sources from
+    their provenance, a derivative named with the dataset it came from."""
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    source = ("tickets_scrubbed", world.dataset_sha("tickets_scrubbed"))
+    (cards / "scrubbed.dsse.json").write_bytes(world.data_card("tickets_scrubbed", recent()))
+    (cards / "logged.dsse.json").write_bytes(
+        world.data_card("logged_prompts_for_distillation", recent(), source=source,
+                        access_role="distillation-team"))
+    run = [sys.executable, "-m", "slmgate.engine.cli", "ropa", "--policies", str(world.policies),
+           "--format", "json", "--data-cards", str(cards)]
+    r = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    training = {a["id"]: a for a in json.loads(r.stdout)["activities"]}["model_improvement"]
+    assert any(x.startswith("distillation-team (internal; reads logged_prompts_for_distillation")
+               for x in training["recipients"])
+    assert any(x.startswith("ml-engineering (internal; reads tickets_scrubbed")
+               for x in training["recipients"])
+    assert training["data_sources"] == [
+        f"logged_prompts_for_distillation: derived from tickets_scrubbed (sha256:{source[1][:16]}…)",
+        "tickets_scrubbed: customer provided (support-desk tickets (MSA 2024-07))"]
+    (cards / "forged.dsse.json").write_bytes(
+        world.data_card("golden_sets", recent(), signer="trainer"))
+    r = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 4 and "forged.dsse.json" in r.stderr and not r.stdout
