@@ -318,7 +318,9 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
                           baseline_sha=baseline_sha, model_dir=models["candidate"],
                           change_classes=["weights_retrain", "serving_config"], evidence=f_ev,
                           changes=["Serving batch size 8 -> 16"], training=trained)
-    approval = {"request_id": family_doc["id"], "request_digest": approval_digest(family_doc),
+    family_evidence = {ref: path.read_bytes() for ref, path in f_ev.items()}
+    approval = {"request_id": family_doc["id"],
+                "request_digest": approval_digest(family_doc, family_evidence),
                 "decision": "approve", "approved_at": stamp, "comment": "Latency budget checked"}
     f_ev["approval-ml-lead"] = _sign(secrets, "ml-lead", MODEL_NAME, root, "approval", approval,
                                      family / "evidence" / "approval-ml-lead.dsse.json")

@@ -242,9 +242,12 @@ class World:
         (dest / "rego" / "promotion_test.rego").unlink()
         return dest
 
-    def approval(self, signer: str, doc: dict[str, Any], when: datetime = NOW) -> bytes:
+    def approval(self, signer: str, doc: dict[str, Any], evidence: dict[str, bytes] | None = None,
+                 when: datetime = NOW) -> bytes:
+        """An approval of ``doc`` whose evidence is ``evidence`` (ref -> envelope bytes)."""
         return self.envelope(signer, "approval", {
-            "request_id": doc["id"], "request_digest": approval_digest(doc), "decision": "approve",
+            "request_id": doc["id"], "request_digest": approval_digest(doc, evidence),
+            "decision": "approve",
             "approved_at": format_time(when), "comment": "ok"})
 
 

@@ -15,6 +15,7 @@ from slmgate.engine.cli._common import FORMAT, POLICIES, emit, guarded
 from slmgate.engine.cli._evidence import evidence, keys
 from slmgate.engine.cli._ledger import ledger as ledger_group
 from slmgate.engine.cli._policy import policy
+from slmgate.engine.cli._review import approval_options, read_approvals
 from slmgate.engine.cli._runtime import evidence as _runtime_commands  # noqa: F401  (registers hash, ...)
 from slmgate.engine.cli._training import evidence as _training_commands  # noqa: F401  (data-card, training-run)
 from slmgate.engine.policy import _decision as exits
@@ -155,13 +156,15 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
               help="OPA server for --engine opa, e.g. http://127.0.0.1:8181. Env: SLMGATE_OPA_URL.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="How the decision is printed on stdout (junit: JUnit XML).")
+@approval_options
 @click.option("--checkpoint-out", type=click.Path(path_type=Path), default=None,
               help="With --ledger: write the ledger's signed checkpoint after recording (a CI artifact).")
 @guarded
 def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Path | None,
             packet: Path | None, at: str | None, evidence_root: Path | None,
             max_evidence_bytes: int, max_request_bytes: int, explain: bool, engine: str,
-            opa_url: str | None, fmt: str, checkpoint_out: Path | None) -> None:
+            opa_url: str | None, fmt: str, approval_files: tuple[Path, ...],
+            approvals_dir: Path | None, checkpoint_out: Path | None) -> None:
     """Verify the evidence of REQUEST, evaluate the policy, record and report. The exit code is
     the gate: 0 approved, 1 denied, 2 invalid input, 3 review required, 4 could not verify.
 
@@ -197,6 +200,7 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
                            max_evidence_bytes=max_evidence_bytes,
                            max_total_evidence_bytes=16 * max_evidence_bytes)
     req = load_request(request, evidence_root=evidence_root, limits=limits)
+    req = req.with_approvals(read_approvals(approval_files, approvals_dir))
     bundle = load_bundle(policies)
     key = SigningKey.load(signing_key) if signing_key else None
     ledger_db = Ledger(ledger, signing_key=key) if ledger else None
@@ -230,7 +234,9 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
         render_packet(packet_content(decision, result.facts, bundle, result.verified),
                       packet_attachments(req, record, decision, bundle), packet)
     doc = decision.to_json()
-    text = _decision_text(decision, explain)
+    doc["stable_digest"] = req.approval_digest
+    text = (_decision_text(decision, explain)
+            + f"\n  stable digest (what approvals sign): {req.approval_digest}")
     if entry:
         doc["ledger_commit"] = entry.commit
         text += f"\n  recorded in {ledger} at {entry.commit[:12]}"
@@ -249,6 +255,7 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
 # Each area keeps its commands in its own module; register new groups here.
 
 from slmgate.engine.cli._packet import packet, ropa  # noqa: E402
+from slmgate.engine.cli._review import approve, review  # noqa: E402
 
 main.add_command(policy)
 main.add_command(evidence)
@@ -256,6 +263,8 @@ main.add_command(keys)
 main.add_command(ledger_group)
 main.add_command(packet)
 main.add_command(ropa)
+main.add_command(approve)
+main.add_command(review)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Any
 
 from slmgate.engine._schemas import validator
 from slmgate.engine.policy._messages import render_messages
+from slmgate.engine.request._request import is_supplied_approval
 from slmgate.evidence import VerificationResult
 from slmgate.evidence.errors import PolicyError
 
@@ -53,7 +54,10 @@ class Decision:
 
     @property
     def unverified(self) -> bool:
-        return self.error is not None or any(not r.verified for r in self.evidence)
+        """The policy failed, or an envelope of the request was refused (an approval supplied
+        beside it that was refused only does not count: ``promote --approval``)."""
+        return self.error is not None or any(not r.verified and not is_supplied_approval(r.ref)
+                                             for r in self.evidence)
 
     @property
     def exit_code(self) -> int:

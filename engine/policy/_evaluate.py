@@ -14,7 +14,7 @@ from slmgate.engine.policy._bundle import PolicyBundle
 from slmgate.engine.policy._decision import Decision, checked_policy_output, decision_id, failsafe
 from slmgate.engine.policy._facts import build_facts, split_duplicates
 from slmgate.engine.policy._training import bind_data_cards, binds_to_weights
-from slmgate.engine.request._request import PromotionRequest, withheld_reason
+from slmgate.engine.request._request import PromotionRequest, is_supplied_approval, withheld_reason
 from slmgate.evidence import (
     TrustPolicy,
     VerificationResult,
@@ -27,6 +27,7 @@ from slmgate.evidence import (
 )
 from slmgate.evidence.errors import (
     EvidenceInvalid,
+    KeyNotAuthorizedError,
     ManifestMismatchError,
     PolicyError,
     SubjectMismatchError,
@@ -103,6 +104,9 @@ def verify_request_evidence(
                 raise SubjectMismatchError(f"{ev.kind} verified without its weights binding")
             if ev.kind == "weights-manifest":
                 _check_manifest(ev)
+            if is_supplied_approval(item.ref) and ev.kind != "approval":
+                raise KeyNotAuthorizedError(
+                    f"supplied as an approval (--approval) but it is {ev.kind} evidence")
         except EvidenceInvalid as exc:
             log.info("evidence %s refused at %s: %s", item.ref, exc.step, exc.message)
             results.append(VerificationResult.failed(item.ref, item.raw, exc))
@@ -151,13 +155,16 @@ def evaluate_promotion(
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     verified, results = verify_request_evidence(request, bundle, now, bind_weights=bind_weights,
                                                 verify=verify)
-    rejected = [r for r in results if not r.verified]
+    # An approval supplied beside the request (--approval) that does not verify simply does not
+    # count: it is listed with the reason it was refused, and cannot deny what stands without it.
+    rejected = [r for r in results if not r.verified and not is_supplied_approval(r.ref)]
     facts = build_facts(request, verified, rejected, bundle.data["waivers"]["waivers"], now)
     facts_digest = "sha256:" + hashlib.sha256(canonical_json(facts)).hexdigest()
     evaluated_at = format_time(now)
     error = None
     try:
-        output = failsafe(checked_policy_output(policy.evaluate(facts)), results)
+        output = failsafe(checked_policy_output(policy.evaluate(facts)),
+                          [r for r in results if not is_supplied_approval(r.ref)])
     except PolicyError as exc:
         error = exc.message
         output = {

@@ -20,7 +20,7 @@ from typing import Any
 from slmgate.engine._schemas import check_document
 from slmgate.engine.request._confined import confined_dir, contains_private_key, read_capped, read_confined
 from slmgate.engine.request._strict_json import loads_strict
-from slmgate.evidence import Envelope, canonical_json
+from slmgate.evidence import PREDICATE_TYPES, Envelope, canonical_json
 from slmgate.evidence.errors import EnvelopeFormatError, InputError
 
 WITHHELD_TYPE = "https://slmgate.dev/withheld-evidence/v1"
@@ -65,17 +65,64 @@ class PromotionRequest:
 
     @property
     def approval_digest(self) -> str:
-        return approval_digest(self.doc)
+        """The stable digest an approval of this request signs (``approval_digest``)."""
+        return approval_digest(self.doc, {e.ref: e.raw for e in self.evidence})
+
+    def with_approvals(self, approvals: list[tuple[str, bytes]]) -> PromotionRequest:
+        """This request with approvals supplied beside it (``promote --approval``): each kept as
+        evidence under the ref ``approval@<sha256[:12]>`` (``@`` is never in a request's own
+        refs), in digest order, so the ledger and the packet record them like any envelope."""
+        extra = {f"{SUPPLIED_PREFIX}{hashlib.sha256(raw).hexdigest()[:12]}": (name, raw)
+                 for name, raw in approvals}
+        known = {e.ref for e in self.evidence}
+        files = [EvidenceFile(ref, Path(name), _kept(raw))
+                 for ref, (name, raw) in sorted(extra.items()) if ref not in known]
+        return PromotionRequest(self.path, self.doc, self.raw, (*self.evidence, *files),
+                                self.weights_dir)
 
     def model_dir(self) -> Path | None:
         """The weights folder named in the request, already confined by ``load_request``."""
         return self.weights_dir
 
 
-def approval_digest(doc: dict[str, Any]) -> str:
-    """What an approval signs: sha256 of the canonical request without its evidence list (the
-    approvals themselves are part of that list)."""
+SUPPLIED_PREFIX = "approval@"
+
+
+def is_supplied_approval(ref: str) -> bool:
+    """Whether ``ref`` names an approval supplied beside the request (``promote --approval``)."""
+    return ref.startswith(SUPPLIED_PREFIX)
+
+
+def _is_approval(raw: bytes) -> bool:
+    """Whether an envelope *claims* to carry an approval (its statement is not verified here:
+    this only decides what the stable digest leaves out; verification decides what counts)."""
+    try:
+        statement = json.loads(Envelope.from_json(raw).payload)
+        return isinstance(statement, dict) and statement.get("predicateType") == PREDICATE_TYPES["approval"]
+    except (EnvelopeFormatError, ValueError):
+        return False
+
+
+def approval_digest(doc: dict[str, Any], evidence: dict[str, bytes] | None = None) -> str:
+    """The request's **stable digest**: what an approval signs. sha256 of the canonical JSON of
+    everything the request promotes — the request without local paths (``model.path``, each
+    evidence ``path``), its evidence as ``{ref, sha256}`` of the envelopes (``evidence`` maps ref
+    to bytes) — leaving out the approvals themselves (envelopes whose statement claims the
+    approval predicate, those not at hand, and the ``approval@`` ones supplied beside the
+    request). Moving or copying the request folder keeps it; changing anything it covers
+    changes it. Round-trips with ``slmgate review status``, which prints it."""
     body = {k: v for k, v in doc.items() if k != "evidence"}
+    body["model"] = {k: v for k, v in doc["model"].items() if k != "path"}
+    items = []
+    for item in doc.get("evidence", []):
+        raw = (evidence or {}).get(item["ref"])
+        # An envelope not at hand is one the approver cannot have seen (the approvals being
+        # made): left out. At verification every envelope is at hand, so anything added under
+        # such a ref later is covered, and the approval no longer matches.
+        if raw is None or item["ref"].startswith(SUPPLIED_PREFIX) or _is_approval(raw):
+            continue
+        items.append({"ref": item["ref"], "sha256": hashlib.sha256(raw).hexdigest()})
+    body["evidence"] = sorted(items, key=lambda i: str(i["ref"]))
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
 
@@ -142,6 +189,8 @@ def request_from_parts(raw: bytes, evidence: dict[str, bytes], *, source: str) -
                              field=f"evidence.{i}")
         kept = _kept(evidence[item["ref"]], recorded=True)
         files.append(EvidenceFile(item["ref"], Path(item["path"]), kept))
+    for ref in sorted(r for r in evidence if r.startswith(SUPPLIED_PREFIX)):  # promote --approval
+        files.append(EvidenceFile(ref, Path(ref), _kept(evidence[ref], recorded=True)))
     return PromotionRequest(Path(source), doc, raw, tuple(files))
 
 

@@ -203,13 +203,14 @@ def rollback_plan() -> dict[str, Any]:
 
 
 def request_doc(rid: str, evidence: dict[str, str]) -> dict[str, Any]:
-    """A human sign-off promotion of CANDIDATE (a model family change), without model.path."""
+    """A human sign-off promotion of CANDIDATE (a serving-config change, which retrains nothing,
+    so no training provenance is needed), without model.path."""
     return {
         "apiVersion": "slmgate.dev/v1", "kind": "PromotionRequest", "id": rid,
         "summary": "tamper-suite promotion", "requested_by": "tests@example.com",
         "model": {"name": MODEL, "version": "1.1.0", "weights_digest": f"sha256:{CANDIDATE}"},
         "baseline": {"name": MODEL, "version": "1.0.0", "weights_digest": f"sha256:{BASELINE}"},
-        "change_classes": ["model_family_change"],
+        "change_classes": ["serving_config"],
         "deployment": {"purpose": "ticket_routing", "regions": ["eu"], "subprocessors": ["eu-gpu-cloud"],
                        "serving": {"device": "cpu", "dtype": "float32", "batch_size": 8,
                                    "quantization": "none", "runtime_version": "2.13.0+cpu"}},
@@ -228,8 +229,10 @@ GOOD = {  # evidence ref -> file, all under good/
 }
 
 
-def approval(rid: str, doc: dict[str, Any]) -> dict[str, Any]:
-    return {"request_id": rid, "request_digest": approval_digest(doc), "decision": "approve",
+def approval(rid: str, doc: dict[str, Any], evidence: dict[str, bytes]) -> dict[str, Any]:
+    """An approval of ``doc`` whose envelopes (by ref, as written) are ``evidence``: it signs the
+    request's stable digest, which covers those envelopes' digests."""
+    return {"request_id": rid, "request_digest": approval_digest(doc, evidence), "decision": "approve",
             "approved_at": ISSUED, "comment": "four eyes: ML lead and release manager"}
 
 
@@ -270,9 +273,11 @@ def build(out: Path) -> None:
         "serving-config": envelope(statement(CANDIDATE, "serving-config", serving_config()), ["runtime"]),
         "rollback-plan": envelope(statement(CANDIDATE, "rollback-plan", rollback_plan()),
                                   ["release-manager"]),
-        "approval": envelope(statement(CANDIDATE, "approval", approval(REQUEST_ID, good_request)),
-                             ["ml-lead", "release-manager"]),
     }
+    written = {ref: dump(env) for ref, env in good.items()}
+    good["approval"] = envelope(statement(CANDIDATE, "approval",
+                                          approval(REQUEST_ID, good_request, written)),
+                                ["ml-lead", "release-manager"])
     eval_st = statement(CANDIDATE, "eval-result", eval_result())
     stale = "2026-11-05T12:00:00Z"  # 15 days before NOW; eval results may be 14 days old
     future = "2026-11-20T13:00:00Z"  # an hour after NOW; the allowed skew is 5 minutes
@@ -306,11 +311,11 @@ def build(out: Path) -> None:
          "key-authorization", "KeyNotAuthorizedError",
          "an eval result signed by the runtime, which may sign manifests and serving configs only"),
         ("threshold-one-key-repeated", "approval",
-         envelope(statement(CANDIDATE, "approval", approval(REQUEST_ID, good_request)),
+         envelope(statement(CANDIDATE, "approval", approval(REQUEST_ID, good_request, written)),
                   ["ml-lead", "ml-lead"]), "threshold", "ThresholdError",
          "an approval needs 2 people; one key signed it twice"),
         ("threshold-one-person-two-keys", "approval",
-         envelope(statement(CANDIDATE, "approval", approval(REQUEST_ID, good_request)),
+         envelope(statement(CANDIDATE, "approval", approval(REQUEST_ID, good_request, written)),
                   ["ml-lead", "ml-lead-token"]), "threshold", "ThresholdError",
          "an approval needs 2 people; one person signed it with both of her keys"),
         ("predicate-schema-violation", "eval-result",
@@ -350,7 +355,7 @@ def build(out: Path) -> None:
         ("non-canonical-base64", "eval-result", stray_bits, "parse", "EnvelopeFormatError",
          "the payload's last base64 character carries stray bits (a second spelling)"),
         ("approval-for-another-request", "approval",
-         envelope(statement(CANDIDATE, "approval", approval(other_request["id"], other_request)),
+         envelope(statement(CANDIDATE, "approval", approval(other_request["id"], other_request, written)),
                   ["ml-lead", "release-manager"]), None, None,
          "a valid approval of a different promotion request: not bound to this one"),
         ("manifest-disagrees-with-subject", "weights-manifest",

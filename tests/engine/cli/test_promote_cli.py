@@ -101,8 +101,8 @@ def test_human_signoff_tier_exits_3_until_signed(world: World, tmp_path: Path) -
 
     items = [{"ref": k, "path": f"{k}.dsse.json"} for k in evidence]
     doc = world.request_doc("req-fam", ["model_family_change"], items)
-    evidence["approval-ml"] = world.approval("ml-lead", doc)
-    evidence["approval-rm"] = world.approval("release-manager", doc)
+    evidence["approval-ml"] = world.approval("ml-lead", doc, evidence)
+    evidence["approval-rm"] = world.approval("release-manager", doc, evidence)
     signed = world.request(tmp_path / "b", evidence, change_classes=["model_family_change"], rid="req-fam")
     r = promote(world, signed)
     assert r.returncode == 0, r.stdout
@@ -112,10 +112,10 @@ def test_approval_for_another_request_does_not_count(world: World, tmp_path: Pat
     evidence = world.standard_evidence()
     evidence["rollback-plan"] = world.rollback_plan()
     other = world.request_doc("req-other", ["model_family_change"], [])
-    evidence["approval-ml"] = world.approval("ml-lead", other)
+    evidence["approval-ml"] = world.approval("ml-lead", other, evidence)
     items = [{"ref": k, "path": f"{k}.dsse.json"} for k in evidence]
     doc = world.request_doc("req-fam2", ["model_family_change"], items)
-    evidence["approval-rm"] = world.approval("release-manager", doc)
+    evidence["approval-rm"] = world.approval("release-manager", doc, evidence)
     r = promote(world, world.request(tmp_path / "r", evidence, change_classes=["model_family_change"],
                                      rid="req-fam2"))
     assert r.returncode == 3

@@ -92,7 +92,7 @@ def kit_requests(world: World, root: Path) -> list[Path]:
         "previous": {"version": "1.0.0", "weights_digest": f"sha256:{world.baseline_sha}"}})
     items = [{"ref": ref, "path": f"{ref}.dsse.json"} for ref in [*evidence, "approval-ml-lead"]]
     doc = world.request_doc("req-review", ["weights_retrain", "serving_config"], items)
-    evidence["approval-ml-lead"] = world.approval("ml-lead", doc)
+    evidence["approval-ml-lead"] = world.approval("ml-lead", doc, evidence)
     review = world.request(root / "review", evidence, rid="req-review",
                            change_classes=["weights_retrain", "serving_config"])
     return [good, bad, review]

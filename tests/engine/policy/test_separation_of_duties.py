@@ -25,7 +25,7 @@ def _decide(world: World, folder: Path, policies: Path | None = None, *,
     doc = world.request_doc("req-sod", FAMILY, items)
     doc["requested_by"] = requested_by
     for i, signer in enumerate(signers):
-        evidence[f"approval-{i}"] = world.approval(signer, doc)
+        evidence[f"approval-{i}"] = world.approval(signer, doc, evidence)
     path = world.request(folder, evidence, change_classes=FAMILY, rid="req-sod")
     text = path.read_text().replace('"tests@example.com"', f'"{requested_by}"')
     path.write_text(text)
