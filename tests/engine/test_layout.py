@@ -21,7 +21,7 @@ LEVELS = {
     "slmgate.engine.request": 2,
     "slmgate.engine.policy": 3,
     "slmgate.engine.ledger": 4,
-    "slmgate.engine.packet._render": 5,
+    "slmgate.engine.packet": 5,
     "slmgate.engine.promote": 6,
     "slmgate.engine.demo": 7,
     "slmgate.engine.cli": 8,
