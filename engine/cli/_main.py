@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from slmgate.engine.cli._common import FORMAT, POLICIES, emit, guarded
+from slmgate.engine.cli._common import FORMAT, POLICIES, emit, exit_code_for, guarded
 from slmgate.engine.cli._evidence import evidence, keys
 from slmgate.engine.cli._ledger import ledger as ledger_group
 from slmgate.engine.cli._policy import policy
@@ -154,8 +154,13 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
                    "decision, byte for byte.")
 @click.option("--opa-url", default=None, envvar="SLMGATE_OPA_URL", metavar="URL",
               help="OPA server for --engine opa, e.g. http://127.0.0.1:8181. Env: SLMGATE_OPA_URL.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
-              show_default=True, help="How the decision is printed on stdout (junit: JUnit XML).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit", "markdown"]),
+              default="text", show_default=True,
+              help="How the decision is printed on stdout: junit (JUnit XML; REVIEW as skipped "
+                   "tests), markdown (a pull-request comment). json, junit and markdown print a "
+                   "report on every exit code, 2 and 4 included.")
+@click.option("--review-exit-code", type=click.IntRange(0, 255), default=3, show_default=True,
+              help="Exit code for REVIEW (human approval needed); 0 keeps CI green while it waits.")
 @approval_options
 @click.option("--checkpoint-out", type=click.Path(path_type=Path), default=None,
               help="With --ledger: write the ledger's signed checkpoint after recording (a CI artifact).")
@@ -163,14 +168,34 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
 def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Path | None,
             packet: Path | None, at: str | None, evidence_root: Path | None,
             max_evidence_bytes: int, max_request_bytes: int, explain: bool, engine: str,
-            opa_url: str | None, fmt: str, approval_files: tuple[Path, ...],
+            opa_url: str | None, fmt: str, review_exit_code: int, approval_files: tuple[Path, ...],
             approvals_dir: Path | None, checkpoint_out: Path | None) -> None:
     """Verify the evidence of REQUEST, evaluate the policy, record and report. The exit code is
-    the gate: 0 approved, 1 denied, 2 invalid input, 3 review required, 4 could not verify.
+    the gate: 0 approved, 1 denied, 2 invalid input, 3 review required (--review-exit-code),
+    4 could not verify.
 
     REQUEST and every file it names are the requester's: paths stay inside the request's
     folder (or --evidence-root), only regular files within the size limits are read, and a
     file that is not a DSSE envelope is recorded by its digest only."""
+    try:
+        _promote(request, policies, ledger, signing_key, packet, at, evidence_root,
+                 max_evidence_bytes, max_request_bytes, explain, engine, opa_url, fmt,
+                 review_exit_code, approval_files, approvals_dir, checkpoint_out)
+    except Exception as exc:  # the report CI reads, then the usual message and exit code
+        from slmgate.engine.cli._report import error_report
+
+        report = error_report(fmt, exc, exit_code_for(exc))
+        if report is not None:
+            click.echo(report)
+        raise
+
+
+def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Path | None,
+             packet: Path | None, at: str | None, evidence_root: Path | None,
+             max_evidence_bytes: int, max_request_bytes: int, explain: bool, engine: str,
+             opa_url: str | None, fmt: str, review_exit_code: int,
+             approval_files: tuple[Path, ...], approvals_dir: Path | None,
+             checkpoint_out: Path | None) -> None:
     from slmgate.engine.ledger._store import Ledger
     from slmgate.engine.policy._bundle import load_bundle
     from slmgate.engine.policy._engines import DEFAULT_ENGINE, embedded_engine
@@ -246,9 +271,14 @@ def promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pat
         from slmgate.engine.ledger._junit import decision_junit
 
         click.echo(decision_junit(doc), nl=False)
+    elif fmt == "markdown":
+        from slmgate.engine.cli._report import decision_markdown
+
+        click.echo(decision_markdown(doc), nl=False)
     else:
         emit(fmt, doc, text)
-    sys.exit(decision.exit_code)
+    code = decision.exit_code
+    sys.exit(review_exit_code if code == exits.EXIT_REVIEW else code)
 
 
 # ------------------------------------------------------------------------------------ groups

@@ -10,6 +10,7 @@ import click
 
 from slmgate.engine.cli._common import FORMAT, POLICIES, emit, guarded
 from slmgate.engine.policy import _decision as exits
+from slmgate.evidence.errors import InputError
 
 
 @click.group()
@@ -29,6 +30,13 @@ def policy_check(policies: Path, fmt: str) -> None:
     from slmgate.engine.policy._engines import embedded_engine
     from slmgate.engine.policy._policytest import run_policy_tests
 
+    if (policies / "trust.yaml").is_file() and not (policies / "keys").exists():
+        # the shipped template (what `slmgate init` copies) has no keys until init makes them
+        raise InputError("this is a policy template without keys: trust.yaml names public keys "
+                         "that `slmgate init` generates", file=str(policies),
+                         advice=f"run `slmgate init my-policies` and then `slmgate policy check "
+                                f"--policies my-policies`; `slmgate policy test --policies "
+                                f"{policies}` runs the tests without keys")
     bundle = load_bundle(policies)
     report = run_policy_tests(bundle, embedded_engine(bundle))
     problems = [Problem(r.file, r.name, "; ".join(r.problems)) for r in report.results if not r.passed]

@@ -17,7 +17,9 @@ def decision_junit(decision: dict[str, Any]) -> str:
 
     def case(classname: str, name: str, failure: tuple[str, str, str] | None) -> None:
         el = ET.Element("testcase", classname=classname, name=name, time="0")
-        if failure:
+        if failure and failure[0] == "review":  # waits for people: not a red build by itself
+            ET.SubElement(el, "skipped", message=f"human review required: {failure[1]}").text = failure[2]
+        elif failure:
             kind, message, body = failure
             ET.SubElement(el, "failure", message=message, type=kind).text = body
         cases.append(el)
@@ -43,9 +45,10 @@ def decision_junit(decision: dict[str, Any]) -> str:
                   f"{f['rule_id']} ({f.get('evidence_ref')}): {f.get('message')}"))
 
     failures = sum(1 for c in cases if c.find("failure") is not None)
+    skipped = sum(1 for c in cases if c.find("skipped") is not None)
     errors = 1 if decision.get("error") else 0
     suite = ET.Element("testsuite", name=suite_name, tests=str(len(cases) + errors),
-                       failures=str(failures), errors=str(errors), skipped="0", time="0",
+                       failures=str(failures), errors=str(errors), skipped=str(skipped), time="0",
                        timestamp=str(decision.get("evaluated_at", "")).removesuffix("Z"))
     props = ET.SubElement(suite, "properties")
     for name in ("id", "outcome", "exit_code", "tier", "bundle_digest", "policy_revision", "summary"):
@@ -56,8 +59,31 @@ def decision_junit(decision: dict[str, Any]) -> str:
                            time="0")
         ET.SubElement(el, "error", message=str(decision["error"]), type="policy-error").text = str(
             decision["error"])
+    for a in decision.get("approvals_needed") or []:
+        ET.SubElement(props, "property", name=f"slmgate.approval_needed.{a.get('role')}",
+                      value=str(a.get("count")))
+    return _document(suite, failures, errors, skipped)
+
+
+def _document(suite: ET.Element, failures: int, errors: int, skipped: int) -> str:
     root = ET.Element("testsuites", name="slmgate", tests=suite.get("tests", "0"),
-                      failures=str(failures), errors=str(errors))
+                      failures=str(failures), errors=str(errors), skipped=str(skipped), time="0")
     root.append(suite)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def error_junit(command: str, message: str, *, kind: str, file: str | None = None,
+                field: str | None = None) -> str:
+    """A JUnit report for a run that decided nothing (bad input, exit 2; could not verify or
+    evaluate, exit 4): one failed test case naming the file and the field."""
+    suite = ET.Element("testsuite", name=f"slmgate {command}", tests="1", failures="1",
+                       errors="0", skipped="0", time="0")
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("file", file), ("field", field)):
+        if value:
+            ET.SubElement(props, "property", name=f"slmgate.{name}", value=value)
+    el = ET.SubElement(suite, "testcase", classname=f"slmgate.{kind}",
+                       name=f"{file or command}{': ' + field if field else ''}", time="0")
+    ET.SubElement(el, "failure", message=message, type=kind).text = message
+    return _document(suite, 1, 0, 0)
