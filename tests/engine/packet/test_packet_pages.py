@@ -11,8 +11,8 @@ from pathlib import Path
 import pikepdf
 import pytest
 
-from slmgate.engine.packet._pages import first_differing_page, page_digests
 from slmgate.engine.packet import _verify as _packet_verify
+from slmgate.engine.packet._pages import first_differing_page, page_digests
 from slmgate.engine.packet._verify import BundleError, PagesError, RootOfTrust, verify_packet
 from tests.conftest import World
 from tests.engine.packet.test_packet_verify import Made, failed, make_packet, rewrite

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from slmgate.engine.policy._bundle import load_bundle
-from slmgate.engine.policy._facts import build_facts
 from slmgate.engine.policy._evaluate import verify_request_evidence
+from slmgate.engine.policy._facts import build_facts
 from slmgate.engine.request._request import load_request
 from tests.conftest import NOW, World
 from tests.engine.cli.test_promote_cli import promote
