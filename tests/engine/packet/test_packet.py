@@ -396,3 +396,21 @@ def test_public_surface_is_pinned() -> None:
 
     assert sorted(packet.__all__) == [
         "Attachment", "PacketError", "TemplateFetcher", "render_document", "render_packet"]
+
+
+def test_page_one_says_why_for_a_denial_and_a_review(tmp_path: Path) -> None:
+    denied = sample_content("deny")
+    denied["evidence"][0].update(verified=False, failure="signature: none of 1 signature(s) verifies")
+    render_packet(denied, sample_attachments(), tmp_path / "deny.pdf")
+    cover = PdfReader(tmp_path / "deny.pdf").pages[0].extract_text()
+    assert "Why" in cover and "stress accuracy 0.71 < 0.80" in cover
+    assert "Refused evidence" in cover and "none of 1 signature(s) verifies" in cover
+    review = sample_content("review")
+    review["decision"]["findings"].insert(0, {"rule_id": "approval.ml-lead", "severity": "review",
+                                              "message": "needs 1 ml-lead approval(s), has 0",
+                                              "evidence_ref": "approval"})
+    render_packet(review, sample_attachments(), tmp_path / "review.pdf")
+    cover = PdfReader(tmp_path / "review.pdf").pages[0].extract_text()
+    assert "needs 1 ml-lead approval(s), has 0" in cover and "Approvals still needed" in cover
+    render_packet(sample_content(), sample_attachments(), tmp_path / "ok.pdf")
+    assert "Why" not in PdfReader(tmp_path / "ok.pdf").pages[0].extract_text().split("Outcome")[0]
