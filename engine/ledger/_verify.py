@@ -484,8 +484,8 @@ def verify_ledger(path: Path, gates: GateKeys, *, allow_unsigned_chain: bool = F
                 if commits and commits[0].parents[:1] != (since.head_commit,):
                     verifier.problem(commits[0], since.decisions + 1,
                                      f"does not follow the checkpoint's commit {since.head_commit[:12]}")
-            for start in range(0, len(commits), 500):
-                chunk = commits[start:start + 500]
+            for first in range(0, len(commits), 500):
+                chunk = commits[first:first + 500]
                 blobs = history.read_blobs((b for c in chunk for s, _, b in c.changes if s != "D"),
                                            "committed files")
                 verifier.run(chunk, blobs)
