@@ -188,10 +188,9 @@ def log_command(ledger_dir: Path, model: str | None, outcomes: tuple[str, ...], 
 
     lower = parse_bound(since, end=False, what="--since") if since else None
     upper = parse_bound(until, end=True, what="--until") if until else None
-    with LedgerHistory(ledger_dir) as history:
-        records = list(decision_log(history, model=model, outcomes=outcomes, since=lower, until=upper))
-    for record in records:
-        click.echo(json.dumps(record, sort_keys=True) if fmt == "jsonl" else log_line(record))
+    with LedgerHistory(ledger_dir) as history:  # streamed: each line as soon as it is read
+        for record in decision_log(history, model=model, outcomes=outcomes, since=lower, until=upper):
+            click.echo(json.dumps(record, sort_keys=True) if fmt == "jsonl" else log_line(record))
 
 
 @ledger.command()
