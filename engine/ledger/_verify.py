@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from slmgate.engine.ledger._history import LedgerHistory, record_decision
 from slmgate.engine.ledger._store import (
@@ -41,8 +41,21 @@ from slmgate.engine.ledger._store import (
 from slmgate.evidence import Envelope, PublicKey, Statement, format_time, parse_time
 from slmgate.evidence.errors import EvidenceInvalid, InputError
 
-if TYPE_CHECKING:
-    from slmgate.engine.ledger._checkpoint import Checkpoint
+
+class Checkpoint(Protocol):
+    """What verify ``--from`` needs of a signed checkpoint (``_checkpoint.Checkpoint``, whose
+    signature the caller has checked): defined here so that verify never imports it."""
+
+    @property
+    def decisions(self) -> int: ...
+    @property
+    def head_entry(self) -> str | None: ...
+    @property
+    def head_commit(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def source(self) -> str: ...
 
 _TRAILER = re.compile(r"^Slmgate-(Seq|Entry): (\S+)$", re.MULTILINE)
 _EVIDENCE = re.compile(r"^evidence/sha256/[0-9a-f]{2}/([0-9a-f]{64})\.dsse\.json$")
