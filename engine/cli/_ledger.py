@@ -45,16 +45,22 @@ def ledger() -> None:
 @click.option("--checkpoint", "checkpoints", type=click.Path(path_type=Path), multiple=True,
               help="A signed checkpoint (`ledger checkpoint`, `promote --checkpoint-out`) kept "
                    "outside the ledger; repeatable. Fails if the ledger was cut back or rewritten.")
+@click.option("--from", "from_checkpoint", type=click.Path(path_type=Path), default=None,
+              metavar="CHECKPOINT.json",
+              help="Incremental: trust the decisions a signed checkpoint saw (its signature is "
+                   "checked under --trust/--gate-key, its commit must be an ancestor of HEAD "
+                   "holding its head entry) and check only the commits after it.")
 @FORMAT
 @guarded
 def verify(ledger_dir: Path, trust: Path | None, gate_keys: tuple[Path, ...], unsigned: bool,
-           checkpoints: tuple[Path, ...], fmt: str) -> None:
+           checkpoints: tuple[Path, ...], from_checkpoint: Path | None, fmt: str) -> None:
     """Check every commit: signatures under the root of trust you pass, every referenced file
     present and matching its digest, the chain unbroken; with --checkpoint, that the ledger still
-    holds at least the decisions each checkpoint saw, with its head entry at its position.
-    Exit 4 names the first bad commit or checkpoint."""
+    holds at least the decisions each checkpoint saw, with its head entry at its position; with
+    --from, only the commits after that checkpoint. Exit 4 names the first bad commit or
+    checkpoint."""
     from slmgate.engine.ledger._checkpoint import check_checkpoints, read_checkpoint
-    from slmgate.engine.ledger._verify import GateKeys, Problem, report_text, verify_ledger
+    from slmgate.engine.ledger._verify import GateKeys, Problem, VerifyReport, report_text, verify_ledger
 
     if bool(trust) == bool(gate_keys):
         raise InputError("pass the root of trust: exactly one of --trust TRUST.yaml or --gate-key PUB",
@@ -68,7 +74,17 @@ def verify(ledger_dir: Path, trust: Path | None, gate_keys: tuple[Path, ...], un
             raise
         except EvidenceInvalid as exc:
             unsigned_checkpoints.append(exc.message)
-    report = verify_ledger(ledger_dir, gates, allow_unsigned_chain=unsigned)
+    start = None
+    if from_checkpoint is not None:  # malformed: exit 2; not signed by a gate key: exit 4
+        try:
+            start = read_checkpoint(from_checkpoint, gates)
+        except EvidenceInvalid as exc:
+            report = VerifyReport(str(ledger_dir), "HEAD", verified_from=str(from_checkpoint))
+            report.problems.append(Problem(report.head, None, f"--from {exc.message}; nothing "
+                                                              "verified from it"))
+            emit(fmt, report.to_json(), report_text(report))
+            sys.exit(exits.EXIT_UNVERIFIED)
+    report = verify_ledger(ledger_dir, gates, allow_unsigned_chain=unsigned, since=start)
     report.problems.extend(Problem(report.head, None, m) for m in unsigned_checkpoints)
     check_checkpoints(report, read)
     emit(fmt, report.to_json(), report_text(report))
@@ -172,10 +188,9 @@ def log_command(ledger_dir: Path, model: str | None, outcomes: tuple[str, ...], 
 
     lower = parse_bound(since, end=False, what="--since") if since else None
     upper = parse_bound(until, end=True, what="--until") if until else None
-    with LedgerHistory(ledger_dir) as history:
-        records = list(decision_log(history, model=model, outcomes=outcomes, since=lower, until=upper))
-    for record in records:
-        click.echo(json.dumps(record, sort_keys=True) if fmt == "jsonl" else log_line(record))
+    with LedgerHistory(ledger_dir) as history:  # streamed: each line as soon as it is read
+        for record in decision_log(history, model=model, outcomes=outcomes, since=lower, until=upper):
+            click.echo(json.dumps(record, sort_keys=True) if fmt == "jsonl" else log_line(record))
 
 
 @ledger.command()

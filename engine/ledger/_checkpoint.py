@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from slmgate.engine.ledger._history import LedgerHistory
-from slmgate.engine.ledger._verify import GateKeys, Problem, VerifyReport
+from slmgate.engine.ledger._verify import GateKeys, Problem, VerifyReport, entry_digest_at
 from slmgate.evidence import Envelope, SigningKey, canonical_json, format_time, parse_time, sign_envelope
 from slmgate.evidence.errors import EvidenceInvalid, InputError
 
@@ -99,17 +99,25 @@ def read_checkpoint(path: Path, gates: GateKeys) -> Checkpoint:
 
 def check_checkpoints(report: VerifyReport, checkpoints: list[Checkpoint]) -> None:
     """Add a problem to ``report`` for each checkpoint the ledger no longer honours: fewer
-    decisions than it saw, or another entry at its head position."""
+    decisions than it saw, or another entry at its head position. An entry before the one a
+    ``verify --from`` started at is read from the ledger's HEAD."""
     for cp in checkpoints:
         where = f"checkpoint {cp.source} ({format_time(cp.at)})"
         if report.decisions < cp.decisions:
             report.problems.append(Problem(report.head, None, (
                 f"{where} saw {cp.decisions} decision(s), the ledger holds {report.decisions}: "
                 "decisions were cut from the end of the ledger")))
-        elif cp.decisions and report.entries[cp.decisions - 1] != cp.head_entry:
+            continue
+        if not cp.decisions:
+            report.notes.append(f"{where}: 0 decisions")
+            continue
+        found = report.entry_at(cp.decisions)
+        if found is None:
+            found = entry_digest_at(Path(report.ledger), cp.decisions)
+        if found != cp.head_entry:
             report.problems.append(Problem(report.head, cp.decisions, (
                 f"{where} names entry {cp.decisions} {cp.head_entry}, the ledger has "
-                f"{report.entries[cp.decisions - 1]} there: history was rewritten")))
+                f"{found} there: history was rewritten")))
         else:
             report.notes.append(f"{where}: {cp.decisions} decision(s), head entry as signed")
 

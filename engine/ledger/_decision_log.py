@@ -129,9 +129,12 @@ def decision_log(history: LedgerHistory, *, model: str | None = None,
                  until: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Log records of the decisions that pass the filters, oldest first, masked."""
     wanted = set(outcomes)
-    commits = _commits_by_seq(history)
+    commits: dict[int, str] | None = None  # read when the first record passes the filters
     masks: dict[str, list[str]] = {}
-    for recorded in history.decisions():
+    # the outcome is filtered on the gate-signed chain entry first, so that the files of the
+    # decisions it leaves out are never read; the record's own outcome is checked after loading
+    keep = (lambda m: m.outcome in wanted) if wanted else None
+    for recorded in history.decisions(keep=keep):
         d = recorded.decision
         if model and (d.get("request") or {}).get("model", {}).get("name") != model:
             continue
@@ -146,6 +149,8 @@ def decision_log(history: LedgerHistory, *, model: str | None = None,
         digest = recorded.manifest.bundle_digest
         if digest not in masks:
             masks[digest] = bundle_mask(history, digest)
+        if commits is None:
+            commits = _commits_by_seq(history)
         yield apply_mask(log_record(recorded, commits.get(recorded.manifest.seq)), masks[digest])
 
 

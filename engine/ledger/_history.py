@@ -4,11 +4,12 @@ policy bundles laid out in a temporary folder for evaluation."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -176,11 +177,16 @@ class LedgerHistory:
         """One decision; a file that does not match its digest is refused (``LedgerError``)."""
         return self.load_many([entry])[0]
 
-    def load_many(self, entries: Sequence[str]) -> list[RecordedDecision]:
-        """Decisions by entry path, their files read in two batches."""
+    def load_many(self, entries: Sequence[str],
+                  keep: Callable[[EntryManifest], bool] | None = None) -> list[RecordedDecision]:
+        """Decisions by entry path, their files read in two batches; with ``keep``, only those
+        whose chain entry it accepts (the others' files are never read)."""
         raws = self.read_blobs((self._blob(e) for e in entries), "chain entries")
         manifests = [EntryManifest.from_payload(entry_payload(raws[self._blob(e)])[0])
                      for e in entries]
+        if keep is not None:
+            kept = [(e, m) for e, m in zip(entries, manifests, strict=True) if keep(m)]
+            entries, manifests = [e for e, _ in kept], [m for _, m in kept]
         wanted = [self._blob(p) for m in manifests for p in _files_of(m)]
         blobs = self.read_blobs(wanted, "decision files")
         loaded = []
@@ -207,10 +213,16 @@ class LedgerHistory:
                               file=str(self.path), advice="run `slmgate ledger verify`")
         return blob
 
-    def decisions(self, batch: int = 500) -> Iterator[RecordedDecision]:
-        """Every decision, in chain order."""
-        for i in range(0, len(self.entry_paths), batch):
-            yield from self.load_many(self.entry_paths[i:i + batch])
+    def decisions(self, batch: int = 500, first: int = 20,
+                  keep: Callable[[EntryManifest], bool] | None = None) -> Iterator[RecordedDecision]:
+        """Every decision (whose entry ``keep`` accepts), in chain order, read in batches (a
+        small ``first`` one, so that a streaming reader shows something at once)."""
+        paths = self.entry_paths
+        bounds = [0, min(first, len(paths)), *range(min(first, len(paths)) + batch, len(paths), batch),
+                  len(paths)]
+        for start, end in itertools.pairwise(bounds):
+            if end > start:
+                yield from self.load_many(paths[start:end], keep)
 
     def bundle_files(self, digest: str) -> dict[str, bytes]:
         prefix = bundle_prefix(digest)

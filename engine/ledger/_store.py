@@ -17,15 +17,24 @@ ever modified or deleted.
 
 Write protocol, all under an exclusive flock on ``.git/slmgate.lock``:
 
-1. recover: drop git lock files and the private index a killed writer left, reset ``.git/index``
-   to HEAD when it differs, delete untracked files under the ledger's folders;
+1. recover: drop git lock files and the private index a killed writer left, delete the files a
+   killed writer journalled but never committed; when ``.git/index`` is not the one the last
+   writer installed for HEAD (``.git/slmgate-indexed``), reset it to HEAD and delete untracked
+   files under the ledger's folders (on open, always);
 2. refuse a decision already in HEAD (nothing written);
-3. write the new files (temp file + rename each);
-4. stage them in a private index (``read-tree HEAD``, ``update-index --add``), ``write-tree``,
-   ``commit-tree``;
+3. journal the paths about to be written (``.git/slmgate-journal``), write the new files (temp
+   file + rename each);
+4. stage them in a private copy of ``.git/index`` (``update-index --add`` of the new paths only:
+   git's cache-tree keeps every untouched tree, so ``write-tree`` rehashes only the folders on
+   the new paths), ``commit-tree``;
 5. ``update-ref`` main NEW OLD: the commit point — before it the decision is absent, after it
    fully recorded;
-6. install the private index as ``.git/index``.
+6. install the private index as ``.git/index``, record it in ``.git/slmgate-indexed``, drop the
+   journal; every ``PACK_EVERY`` decisions, pack the loose objects (``repack -d --geometric``,
+   so the number of packs stays logarithmic).
+
+An append costs a handful of git calls, each proportional to the touched folders and to the
+size of the index file — never a walk of the working tree or a read of every tree.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -58,9 +68,14 @@ FOLDERS = ("entries", "decisions", "requests", "evidence", "bundles")
 _AUTHOR = {"GIT_AUTHOR_NAME": "slmgate", "GIT_AUTHOR_EMAIL": "slmgate@localhost",
            "GIT_COMMITTER_NAME": "slmgate", "GIT_COMMITTER_EMAIL": "slmgate@localhost"}
 _BRANCH = "refs/heads/main"
+_log = logging.getLogger("slmgate")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 _STALE_LOCKS = ("index.lock", "HEAD.lock", "refs/heads/main.lock", "packed-refs.lock")
+_INDEXED = "slmgate-indexed"  # "<commit> <index mtime_ns> <index size>" as the last writer left it
+_JOURNAL = "slmgate-journal"  # the paths a writer is about to write, one a line
+_CONFIG = (("core.untrackedCache", "true"), ("index.version", "4"))
+PACK_EVERY = 1000
 
 
 class LedgerError(InputError):
@@ -301,8 +316,10 @@ class Ledger:
         if not path.exists() or (path.is_dir() and not any(path.iterdir())):
             _create(path)
         self.repo = open_repo(path)
+        self.git_dir = Path(self.repo.git_dir)
         with self._locked():
-            self._recover()
+            self._configure()
+            self._recover(full=True)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -321,21 +338,68 @@ class Ledger:
             raise LedgerError(f"git {args[0]} failed: {str(exc.stderr).strip() or exc}",
                               file=str(self.path)) from exc
 
-    def _recover(self) -> None:
-        """Undo what an interrupted write left behind; the committed history is untouched."""
-        git_dir = Path(self.repo.git_dir)
+    def _configure(self) -> None:
+        """git settings that keep appends cheap: the untracked cache (a walk of the working tree
+        rereads only folders whose mtime changed) and index v4 (prefix-compressed paths)."""
+        with self.repo.config_reader() as cfg:
+            missing = [(k, v) for k, v in _CONFIG if not cfg.has_option(*k.split("."))]
+        if missing:
+            with self.repo.config_writer() as writer:
+                for k, v in missing:
+                    writer.set_value(*k.split("."), v)
+
+    def _index_stamp(self, commit: str) -> str:
+        st = (self.git_dir / "index").stat()
+        return f"{commit} {st.st_mtime_ns} {st.st_size}\n"
+
+    def _index_is_heads(self, head: str) -> bool:
+        """``.git/index`` is the one the last writer installed for ``head``, untouched since."""
+        try:
+            return (self.git_dir / _INDEXED).read_text() == self._index_stamp(head)
+        except OSError:
+            return False
+
+    def _recover(self, *, full: bool, head: str | None = None) -> None:
+        """Undo what an interrupted write left behind; the committed history is untouched.
+        ``full`` also compares the index with HEAD and deletes untracked files under the
+        ledger's folders (walks the working tree); otherwise that happens only when the index
+        is not the one the last writer left for ``head``."""
         for name in _STALE_LOCKS:
             with contextlib.suppress(FileNotFoundError):
-                (git_dir / name).unlink()
-        for leftover in git_dir.glob("slmgate-index*"):
+                (self.git_dir / name).unlink()
+        for leftover in self.git_dir.glob("slmgate-index*"):
             leftover.unlink(missing_ok=True)
+        self._drop_journalled()
+        if not full and head is not None and self._index_is_heads(head):
+            return
         try:
             self.repo.git.execute(["git", "diff-index", "--cached", "--quiet", "HEAD", "--"])
         except git.GitCommandError:
             self._git("read-tree", "HEAD")
+            with contextlib.suppress(git.GitCommandError):  # stat data, so git diff need not rehash
+                self.repo.git.execute(["git", "update-index", "-q", "--refresh"])
         untracked = self._git("ls-files", "--others", "-z", "--", *FOLDERS)
         for rel in filter(None, untracked.split("\0")):
             (self.path / rel).unlink(missing_ok=True)
+        head = self._git("rev-parse", "--verify", "HEAD^{commit}").strip()
+        write_atomic(self.git_dir / _INDEXED, self._index_stamp(head).encode())
+
+    def _drop_journalled(self) -> None:
+        """Delete the files (and temp files) a killed writer journalled but never committed."""
+        journal = self.git_dir / _JOURNAL
+        try:
+            paths = [p for p in journal.read_text().splitlines() if p]
+        except FileNotFoundError:
+            return
+        committed = set(filter(None, self._git("ls-tree", "-r", "--name-only", "-z", "HEAD", "--",
+                                               *paths).split("\0"))) if paths else set()
+        for rel in paths:
+            target = self.path / rel
+            if rel not in committed:
+                target.unlink(missing_ok=True)
+            for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        journal.unlink(missing_ok=True)
 
     def _stored(self, head: str, paths: Sequence[str]) -> set[str]:
         out = self._git("ls-tree", "--name-only", "-z", head, "--", *(p.rstrip("/") for p in paths))
@@ -361,8 +425,8 @@ class Ledger:
     def record_pending(self, pending: PendingDecision) -> LedgerEntry:
         """Commit one decision atomically (see the module docstring for the protocol)."""
         with self._locked():
-            self._recover()
             head = self._git("rev-parse", "--verify", "HEAD^{commit}").strip()
+            self._recover(full=False, head=head)
             if self._stored(head, [record_path(pending.decision_id)]):
                 raise LedgerError(f"decision {pending.decision_id} is already recorded",
                                   file=str(self.path))
@@ -370,18 +434,33 @@ class Ledger:
             candidates = [evidence_path(sha256_hex(raw)) for _, raw in pending.evidence]
             stored = self._stored(head, [*candidates, bundle_prefix(pending.bundle_digest)])
             files, entry = pending.files(seq + 1, prev, self.signing_key, stored)
+            write_atomic(self.git_dir / _JOURNAL, "".join(f"{p}\n" for p in sorted(files)).encode())
             for rel, data in files.items():
                 write_atomic(self.path / rel, data)
-            index = Path(self.repo.git_dir) / f"slmgate-index.{os.getpid()}"
+            index = self.git_dir / f"slmgate-index.{os.getpid()}"
+            shutil.copyfile(self.git_dir / "index", index)
             env = {"GIT_INDEX_FILE": str(index), **_AUTHOR}
-            self._git("read-tree", head, env=env)
             self._git("update-index", "--add", "--", *sorted(files), env=env)
             tree = self._git("write-tree", env=env).strip()
             message = pending.message_for(seq + 1, files[entry])
             commit = self._git("commit-tree", tree, "-p", head, "-m", message, env=env).strip()
             self._git("update-ref", _BRANCH, commit, head)  # the commit point
-            os.replace(index, Path(self.repo.git_dir) / "index")
+            os.replace(index, self.git_dir / "index")
+            write_atomic(self.git_dir / _INDEXED, self._index_stamp(commit).encode())
+            (self.git_dir / _JOURNAL).unlink(missing_ok=True)
+            if (seq + 1) % PACK_EVERY == 0:
+                self.pack()
             return LedgerEntry(pending.decision_id, commit, record_path(pending.decision_id), seq + 1)
+
+    def pack(self) -> None:
+        """Pack the loose objects, keeping the packs in a geometric progression (so their
+        number grows with the log of the ledger's size). The decision is already recorded: a
+        failure here is logged, not raised."""
+        try:
+            self.repo.git.execute(["git", "repack", "-d", "-q", "--geometric=2"])
+        except git.GitCommandError as exc:
+            _log.warning("ledger %s: git repack failed (%s); the decision is recorded",
+                         self.path, str(exc.stderr).strip())
 
     def record(
         self, decision_id: str, record_envelope: bytes, request_raw: bytes,
@@ -404,6 +483,8 @@ def _create(path: Path) -> None:
         with repo.config_writer() as cfg:
             cfg.set_value("user", "name", _AUTHOR["GIT_AUTHOR_NAME"])
             cfg.set_value("user", "email", _AUTHOR["GIT_AUTHOR_EMAIL"])
+            for key, value in _CONFIG:
+                cfg.set_value(*key.split("."), value)
         write_atomic(work / MARKER, MARKER_TEXT)
         repo.git.execute(["git", "add", MARKER])
         repo.git.execute(["git", "commit", "-q", "-m", "ledger: create"], env=dict(_AUTHOR))

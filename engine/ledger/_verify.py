@@ -1,15 +1,26 @@
 """`slmgate ledger verify`: every commit of a ledger checked against a root of trust that the
-caller supplies (never one read from the ledger itself)."""
+caller supplies (never one read from the ledger itself) — from the first commit, or only the
+commits after a signed checkpoint (``verify --from``).
+
+Cost: one pass over the commits, each commit's added files read once in batches, and every
+lookup (is this evidence stored? which files make up this bundle?) a dict access — linear in
+the number of decisions. From a checkpoint, linear in the decisions after it: what the commits
+after it did not add is looked up in the checkpoint's commit, path by path.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from slmgate.engine.ledger._history import LedgerHistory, record_decision
 from slmgate.engine.ledger._store import (
@@ -27,8 +38,24 @@ from slmgate.engine.ledger._store import (
     request_path,
     sha256_hex,
 )
-from slmgate.evidence import Envelope, PublicKey, Statement, parse_time
+from slmgate.evidence import Envelope, PublicKey, Statement, format_time, parse_time
 from slmgate.evidence.errors import EvidenceInvalid, InputError
+
+
+class Checkpoint(Protocol):
+    """What verify ``--from`` needs of a signed checkpoint (``_checkpoint.Checkpoint``, whose
+    signature the caller has checked): defined here so that verify never imports it."""
+
+    @property
+    def decisions(self) -> int: ...
+    @property
+    def head_entry(self) -> str | None: ...
+    @property
+    def head_commit(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def source(self) -> str: ...
 
 _TRAILER = re.compile(r"^Slmgate-(Seq|Entry): (\S+)$", re.MULTILINE)
 _EVIDENCE = re.compile(r"^evidence/sha256/[0-9a-f]{2}/([0-9a-f]{64})\.dsse\.json$")
@@ -85,17 +112,26 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     entries: list[str] = field(default_factory=list)  # sha256:<hex> of each chain entry, in order
+    entries_from: int = 0  # ``entries[0]`` is entry ``entries_from + 1`` (verified from a checkpoint)
+    verified_from: str | None = None  # the checkpoint file a verify ``--from`` started at
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def entry_at(self, seq: int) -> str | None:
+        """``sha256:<hex>`` of chain entry ``seq`` if this run read it (``None`` before a
+        ``--from`` checkpoint or past the head)."""
+        index = seq - 1 - self.entries_from
+        return self.entries[index] if 0 <= index < len(self.entries) else None
 
     def to_json(self) -> dict[str, Any]:
         return {"ledger": self.ledger, "ok": self.ok, "head": self.head, "decisions": self.decisions,
                 "head_entry": self.head_entry,
                 "first_bad_commit": self.problems[0].commit if self.problems else None,
                 "problems": [{"commit": p.commit, "seq": p.seq, "message": p.message}
-                             for p in self.problems], "notes": self.notes}
+                             for p in self.problems], "notes": self.notes,
+                "verified_from": self.verified_from, "entries_checked": len(self.entries)}
 
 
 @dataclass(frozen=True)
@@ -106,10 +142,14 @@ class _Commit:
     changes: tuple[tuple[str, str, str], ...]  # (status, path, new blob)
 
 
-def _history(history: LedgerHistory) -> list[_Commit]:
+def _history(history: LedgerHistory, since: str | None = None) -> list[_Commit]:
+    """The commits up to the history's commit, oldest first (only those after ``since``)."""
+    span = f"{since}..{history.commit}" if since else history.commit
     revs = [line.split() for line in
-            history.git("rev-list", "--reverse", "--parents", history.commit).decode().splitlines()]
-    log = history.git("log", "--format=%H%x1f%B%x1e", history.commit).decode()
+            history.git("rev-list", "--reverse", "--parents", span).decode().splitlines()]
+    if not revs:
+        return []
+    log = history.git("log", "--format=%H%x1f%B%x1e", span).decode()
     messages = dict(m.strip().split("\x1f", 1) for m in log.split("\x1e") if "\x1f" in m)
     diffs = history.git("diff-tree", "--stdin", "-r", "-z", "--no-renames", "--root",
                         feed="\n".join(r[0] for r in revs) + "\n").decode()
@@ -129,13 +169,80 @@ def _history(history: LedgerHistory) -> list[_Commit]:
             for r in revs]
 
 
+_BUNDLE = re.compile(r"^(bundles/[0-9a-f]{64}/)")
+
+
+class _StoredFiles:
+    """The ledger's files as of the commit being checked: path -> blob id, and the files of each
+    stored bundle indexed by its folder, so that neither question scans every file stored so far.
+
+    ``base`` answers for what was stored before the first commit checked (a checkpoint's commit
+    when verifying ``--from``): a path's blob id or ``None``, a bundle folder's files."""
+
+    def __init__(self, base: _BaseTree | None = None) -> None:
+        self.files: dict[str, str] = {}
+        self.bundles: dict[str, dict[str, str]] = {}  # "bundles/<hex>/" -> relpath -> blob
+        self.deleted: set[str] = set()
+        self.base = base
+
+    def apply(self, status: str, rel: str, blob: str) -> None:
+        match = _BUNDLE.match(rel)
+        if status == "D":
+            self.files.pop(rel, None)
+            self.deleted.add(rel)
+            if match:
+                self.bundle(match[1]).pop(rel[len(match[1]):], None)
+            return
+        self.deleted.discard(rel)
+        self.files[rel] = blob
+        if match:
+            self.bundle(match[1])[rel[len(match[1]):]] = blob
+
+    def __contains__(self, rel: str) -> bool:
+        if rel in self.files:
+            return True
+        return rel not in self.deleted and self.base is not None and self.base.blob(rel) is not None
+
+    def bundle(self, prefix: str) -> dict[str, str]:
+        """The stored files of the bundle in folder ``prefix``: relative path -> blob id."""
+        if prefix not in self.bundles:
+            self.bundles[prefix] = dict(self.base.bundle(prefix)) if self.base is not None else {}
+        return self.bundles[prefix]
+
+
+class _BaseTree:
+    """Lookups in the tree of one commit (a checkpoint's), one git call per question asked."""
+
+    def __init__(self, history: LedgerHistory, commit: str) -> None:
+        self.history = history
+        self.commit = commit
+
+    def blob(self, rel: str) -> str | None:
+        out = self.history.git("ls-tree", "-z", self.commit, "--", rel).decode()
+        for line in filter(None, out.split("\0")):
+            meta, name = line.split("\t", 1)
+            if name == rel and meta.split()[1] == "blob":
+                return meta.split()[2]
+        return None
+
+    def bundle(self, prefix: str) -> dict[str, str]:
+        out = self.history.git("ls-tree", "-r", "-z", self.commit, "--", prefix).decode()
+        found = {}
+        for line in filter(None, out.split("\0")):
+            meta, name = line.split("\t", 1)
+            if name.startswith(prefix):
+                found[name[len(prefix):]] = meta.split()[2]
+        return found
+
+
 class _Verifier:
-    def __init__(self, history: LedgerHistory, gates: GateKeys, allow_unsigned_chain: bool) -> None:
+    def __init__(self, history: LedgerHistory, gates: GateKeys, allow_unsigned_chain: bool,
+                 base: _BaseTree | None = None) -> None:
         self.history = history
         self.gates = gates
         self.allow_unsigned = allow_unsigned_chain
         self.report = VerifyReport(str(history.path), history.commit)
-        self.state: dict[str, str] = {}  # path -> blob id, as of the commit being checked
+        self.state = _StoredFiles(base)  # as of the commit being checked
         self.prev_entry: bytes | None = None
         self.unsigned = 0
 
@@ -145,10 +252,7 @@ class _Verifier:
     def run(self, commits: list[_Commit], blobs: dict[str, bytes]) -> None:
         for commit in commits:
             for status, rel, blob in commit.changes:
-                if status == "D":
-                    self.state.pop(rel, None)
-                else:
-                    self.state[rel] = blob
+                self.state.apply(status, rel, blob)
             if not commit.parents:
                 self.root(commit, blobs)
             else:
@@ -249,7 +353,7 @@ class _Verifier:
     def bundle(self, commit: _Commit, seq: int, m: EntryManifest, added: dict[str, str],
                blobs: dict[str, bytes]) -> None:
         prefix = bundle_prefix(m.bundle_digest)
-        stored = {rel[len(prefix):]: blob for rel, blob in self.state.items() if rel.startswith(prefix)}
+        stored = self.state.bundle(prefix)
         if not stored:
             self.problem(commit, seq, f"policy bundle {m.bundle_digest} is not stored")
             return
@@ -298,7 +402,52 @@ def _time(text: str) -> datetime | None:
 
 def _working_tree(history: LedgerHistory, report: VerifyReport) -> None:
     """Committed files must be present and unchanged in the working tree (files not committed —
-    what an interrupted write leaves — are ignored)."""
+    what an interrupted write leaves — are ignored).
+
+    Checked with git's own index rather than by re-hashing every file, on a private copy of
+    ``.git/index`` (a verify never writes the ledger): first ``diff-index --cached`` shows that
+    the index names exactly HEAD's blobs; then ``update-index --refresh`` re-hashes every file
+    whose stat data (size, mtime, ctime, inode, ...) differs from what the index recorded when
+    the file was written, and ``diff-files`` names what then still differs. This is sound
+    because any write to a file changes its ctime, which user space cannot set back, so an edit
+    cannot keep the stat data the index holds (git also re-hashes files written in the same
+    second as the index: "racily clean"). Only someone who also rewrites ``.git/index`` by hand
+    could hide an edit — and the working tree is a convenience copy: every decision is read and
+    verified from git objects, never from it. When the index does not match HEAD (a copied
+    ledger, a writer killed mid-way), every file is re-hashed against HEAD instead."""
+    changed = _changed_by_index(history)
+    if changed is None:
+        changed = _changed_by_hashing(history)
+    for item in changed:
+        report.problems.append(Problem(history.commit, None, f"working tree: {item} (not committed)"))
+
+
+def _changed_by_index(history: LedgerHistory) -> list[str] | None:
+    git_dir = Path(history.repo.git_dir)
+    if not (git_dir / "index").is_file():
+        return None
+    with tempfile.TemporaryDirectory(prefix="slmgate-verify-") as tmp:
+        index = Path(tmp) / "index"
+        shutil.copyfile(git_dir / "index", index)
+        env = {**os.environ, "GIT_INDEX_FILE": str(index), "GIT_WORK_TREE": str(history.path),
+               "GIT_DIR": str(git_dir)}
+
+        def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+            return subprocess.run(["git", *args], cwd=history.path, env=env, capture_output=True,
+                                  check=False)
+
+        if run("diff-index", "--cached", "--quiet", history.commit, "--").returncode != 0:
+            return None  # the index is not HEAD's: hash every file instead
+        run("update-index", "-q", "--refresh")
+        out = run("diff-files", "--name-status", "-z", "--no-renames")
+        if out.returncode != 0:
+            return None
+    tokens = out.stdout.decode().split("\0")
+    return sorted(f"{rel} {'deleted' if status == 'D' else 'edited'}"
+                  for status, rel in zip(tokens[0::2], tokens[1::2], strict=False) if rel)
+
+
+def _changed_by_hashing(history: LedgerHistory) -> list[str]:
     changed = []
     for rel, blob in sorted(history.tree.items()):
         try:
@@ -308,14 +457,17 @@ def _working_tree(history: LedgerHistory, report: VerifyReport) -> None:
             continue
         if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != blob:  # git object id
             changed.append(f"{rel} edited")
-    for item in changed:
-        report.problems.append(Problem(history.commit, None, f"working tree: {item} (not committed)"))
+    return changed
 
 
-def verify_ledger(path: Path, gates: GateKeys, *, allow_unsigned_chain: bool = False) -> VerifyReport:
+def verify_ledger(path: Path, gates: GateKeys, *, allow_unsigned_chain: bool = False,
+                  since: Checkpoint | None = None) -> VerifyReport:
     """Verify the ledger at ``path``. ``LedgerError`` (exit 2) if it is not a ledger at all.
 
-    Checks, in order, for every commit from the first:
+    With ``since`` (a checkpoint whose signature the caller checked: ``read_checkpoint``), first
+    that its commit is in the ledger, an ancestor of HEAD, and holds chain entry
+    ``since.decisions`` hashing to ``since.head_entry`` as its newest decision — then the steps
+    below for the commits after it only. Without it, for every commit from the first:
 
     1. the history is linear; the first commit adds exactly the v2 marker;
     2. each later commit only adds files, among them exactly one chain entry;
@@ -332,10 +484,21 @@ def verify_ledger(path: Path, gates: GateKeys, *, allow_unsigned_chain: bool = F
     """
     try:
         with LedgerHistory(path) as history:
-            commits = _history(history)
-            verifier = _Verifier(history, gates, allow_unsigned_chain)
-            for start in range(0, len(commits), 500):
-                chunk = commits[start:start + 500]
+            base: _BaseTree | None = None
+            if since is not None:
+                start = _start_at_checkpoint(history, since)
+                if isinstance(start, VerifyReport):
+                    return start
+                base = start
+            commits = _history(history, since.head_commit if since else None)
+            verifier = _Verifier(history, gates, allow_unsigned_chain, base)
+            if since is not None:
+                _resume(verifier, history, since)
+                if commits and commits[0].parents[:1] != (since.head_commit,):
+                    verifier.problem(commits[0], since.decisions + 1,
+                                     f"does not follow the checkpoint's commit {since.head_commit[:12]}")
+            for first in range(0, len(commits), 500):
+                chunk = commits[first:first + 500]
                 blobs = history.read_blobs((b for c in chunk for s, _, b in c.changes if s != "D"),
                                            "committed files")
                 verifier.run(chunk, blobs)
@@ -346,6 +509,70 @@ def verify_ledger(path: Path, gates: GateKeys, *, allow_unsigned_chain: bool = F
         report = VerifyReport(str(path), _head_name(path))
         report.problems.append(Problem(report.head, None, exc.detail))
         return report
+
+
+def _start_at_checkpoint(history: LedgerHistory, cp: Checkpoint) -> _BaseTree | VerifyReport:
+    """The checkpoint's commit as the base to verify from, or a failed report saying why it
+    cannot be: not in the ledger, not an ancestor of HEAD, or another entry at its position."""
+    def failed(message: str) -> VerifyReport:
+        report = VerifyReport(str(history.path), history.commit, verified_from=cp.source)
+        report.problems.append(Problem(history.commit, cp.decisions or None,
+                                       f"checkpoint {cp.source}: {message}"))
+        return report
+
+    commit = cp.head_commit
+    if not re.fullmatch(r"[0-9a-f]{40}", commit) or subprocess.run(
+            ["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=history.repo.git_dir,
+            capture_output=True, check=False).returncode != 0:
+        return failed(f"its commit {commit[:12]} is not in the ledger (history was rewritten)")
+    if subprocess.run(["git", "merge-base", "--is-ancestor", commit, history.commit],
+                      cwd=history.repo.git_dir, capture_output=True, check=False).returncode != 0:
+        return failed(f"its commit {commit[:12]} is not on the current history (not an ancestor "
+                      f"of HEAD {history.commit[:12]}): history was rewritten or cut back")
+    base = _BaseTree(history, commit)
+    message = history.git("log", "-1", "--format=%B", commit).decode()
+    trailers = dict(_TRAILER.findall(message))
+    if cp.decisions == 0:
+        parents = history.git("rev-list", "--parents", "-n", "1", commit).decode().split()[1:]
+        if parents:
+            return failed(f"it saw no decisions, but its commit {commit[:12]} is not the first")
+        return base
+    if trailers.get("Seq") != str(cp.decisions) or trailers.get("Entry") != cp.head_entry:
+        return failed(f"its commit {commit[:12]} does not record entry {cp.decisions} "
+                      f"{cp.head_entry} (Slmgate-Seq/Slmgate-Entry)")
+    raw = _entry_bytes(history, commit, cp.decisions)
+    if raw is None or f"sha256:{sha256_hex(raw)}" != cp.head_entry:
+        return failed(f"entry {cp.decisions} at its commit {commit[:12]} does not hash to "
+                      f"{cp.head_entry}")
+    return base
+
+
+def _entry_bytes(history: LedgerHistory, commit: str, seq: int) -> bytes | None:
+    """Chain entry ``seq`` as stored at ``commit`` (``None`` when there is none)."""
+    folder = entry_path(seq, "x").rsplit("/", 1)[0] + "/"
+    out = history.git("ls-tree", "-z", commit, "--", folder).decode()
+    found = [line.split("\t", 1) for line in filter(None, out.split("\0"))]
+    named = [meta.split()[2] for meta, name in found
+             if name.rsplit("/", 1)[-1].startswith(f"{seq:08d}-")]
+    return history.read_blob(named[0], f"chain entry {seq}") if len(named) == 1 else None
+
+
+def _resume(verifier: _Verifier, history: LedgerHistory, cp: Checkpoint) -> None:
+    """Start the chain where the checkpoint left it: its entry is the previous one."""
+    report = verifier.report
+    report.decisions = report.entries_from = cp.decisions
+    report.head_entry = cp.head_entry
+    report.verified_from = cp.source
+    verifier.prev_entry = _entry_bytes(history, cp.head_commit, cp.decisions) if cp.decisions else None
+    report.notes.append(f"verified from checkpoint {cp.source}: decisions 1-{cp.decisions} as "
+                        f"signed at {format_time(cp.at)}, only the later commits checked")
+
+
+def entry_digest_at(path: Path, seq: int) -> str | None:
+    """``sha256:<hex>`` of chain entry ``seq`` in HEAD, ``None`` when there is none."""
+    with LedgerHistory(path) as history:
+        raw = _entry_bytes(history, history.commit, seq)
+    return f"sha256:{sha256_hex(raw)}" if raw is not None else None
 
 
 def _head_name(path: Path) -> str:
