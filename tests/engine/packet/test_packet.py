@@ -392,7 +392,7 @@ def test_control_mapping_states_what_the_decision_evidences() -> None:
 
 
 def test_public_surface_is_pinned() -> None:
-    from slmgate.engine import packet
+    from slmgate.engine.packet import _render as packet
 
     assert sorted(packet.__all__) == [
         "Attachment", "PacketError", "TemplateFetcher", "render_document", "render_packet"]
