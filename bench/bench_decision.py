@@ -74,16 +74,11 @@ def bench_engines(iterations: int) -> dict[str, dict[str, float]]:
 
 def bench_process(runs: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
-    from slmgate.engine.policy._scaffold import init_policy_repo
-    from tests.conftest import World, write_model  # the test fixtures build a signed request
+    from tests.conftest import make_world  # the test fixtures build a signed request
 
     tmp = Path(tempfile.mkdtemp())
     try:
-        init_policy_repo(tmp / "policies", tmp / "secrets")
-        world = World(tmp, tmp / "policies", tmp / "secrets",
-                      write_model(tmp / "m" / "candidate", b"\x01"),
-                      write_model(tmp / "m" / "baseline", b"\x02"),
-                      write_model(tmp / "m" / "other", b"\x03"))
+        world = make_world(tmp)
         from datetime import UTC, datetime
         now = datetime.now(UTC).replace(microsecond=0)
         req = world.request(tmp / "req", world.standard_evidence(when=now))
@@ -108,17 +103,12 @@ def bench_request_loading(iterations: int) -> dict[str, float]:
 
     sys.path.insert(0, str(ROOT))
     from slmgate.engine._schemas import check_document
-    from slmgate.engine.policy._scaffold import init_policy_repo
     from slmgate.engine.request._request import load_request
-    from tests.conftest import World, write_model
+    from tests.conftest import make_world
 
     tmp = Path(tempfile.mkdtemp())
     try:
-        init_policy_repo(tmp / "policies", tmp / "secrets")
-        world = World(tmp, tmp / "policies", tmp / "secrets",
-                      write_model(tmp / "m" / "candidate", b"\x01"),
-                      write_model(tmp / "m" / "baseline", b"\x02"),
-                      write_model(tmp / "m" / "other", b"\x03"))
+        world = make_world(tmp)
         req = world.request(tmp / "req", world.standard_evidence())
 
         def naive() -> None:

@@ -253,7 +253,12 @@ class World:
 
 @pytest.fixture(scope="session")
 def session_world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    root = tmp_path_factory.mktemp("world")
+    return make_world(tmp_path_factory.mktemp("world"))
+
+
+def make_world(root: Path) -> World:
+    """A policy repository with fresh keys and three small models under ``root`` (the tests'
+    session world; the benchmarks build theirs the same way)."""
     init_policy_repo(root / "policies", root / "secrets")
     return World(root, root / "policies", root / "secrets",
                  write_model(root / "models" / "candidate", b"\x01\x02"),
