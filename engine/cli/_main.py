@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from slmgate.engine.cli._common import FORMAT, POLICIES, emit, exit_code_for, guarded
+from slmgate.engine.cli._deploy import deploy
 from slmgate.engine.cli._evidence import evidence, keys
 from slmgate.engine.cli._ledger import ledger as ledger_group
 from slmgate.engine.cli._policy import policy
@@ -291,6 +292,7 @@ main.add_command(policy)
 main.add_command(evidence)
 main.add_command(keys)
 main.add_command(ledger_group)
+main.add_command(deploy)
 main.add_command(packet)
 main.add_command(ropa)
 main.add_command(approve)
