@@ -77,7 +77,7 @@ def verify_command(model_dir: Path, region: str, ledger_dir: Path, decision_id: 
         try:
             check = verify_deployment(model_dir, region, history, decision_id, gates, now, host=host)
         except DeploymentRefused as exc:
-            emit(fmt, {"verified": False, "region": region, "check": exc.check, "message": exc.message},
+            emit(fmt, {"verified": False, "region": region, "check": exc.check, "message": exc.reason},
                  f"FAIL: {model_dir} in {region}: {exc.message}")
             sys.exit(exits.EXIT_UNVERIFIED)
     doc = check.to_json()

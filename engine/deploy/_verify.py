@@ -48,6 +48,7 @@ class DeploymentRefused(SlmgateError):
     def __init__(self, check: str, message: str, **kwargs: Any) -> None:
         super().__init__(f"{check}: {message}", **kwargs)
         self.check = check
+        self.reason = message
 
 
 @dataclass(frozen=True)
