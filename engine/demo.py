@@ -18,7 +18,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from slmgate.engine.deploy._verify import DeploymentRefused, verify_deployment
+from slmgate.engine.ledger._attestation import PendingAttestation
+from slmgate.engine.ledger._history import LedgerHistory
 from slmgate.engine.ledger._store import Ledger
+from slmgate.engine.ledger._verify import GateKeys
 from slmgate.engine.packet._content import packet_attachments, packet_content
 from slmgate.engine.packet._render import render_packet
 from slmgate.engine.policy._bundle import load_bundle
@@ -355,6 +359,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
                       packet_attachments(request, record, result.decision, bundle), pdf)
         results.append(DemoPromotion(folder.name, story, expected, result.decision,
                                      out / "packets" / pdf.name, entry.commit))
+    deployments = _deploy(work, out, ledger, gate_key, models, results[0].decision.id, now)
     progress("[6/6] done")
     summary = {
         "generated_at": stamp, "policy_bundle": bundle.digest, "ledger": str(out / "ledger"),
@@ -362,6 +367,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
                         "outcome": r.decision.outcome, "exit_code": r.decision.exit_code,
                         "summary": r.decision.summary(), "packet": str(r.packet),
                         "ledger_commit": r.commit} for r in results],
+        "deployments": deployments,
     }
     write_atomic(work / "summary.json", json.dumps(summary, indent=2).encode() + b"\n")
     for r in results:
@@ -369,3 +375,31 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
             raise RuntimeError(f"demo promotion {r.name} gave {r.decision.outcome}, "
                                f"expected {r.expected}: {r.decision.summary()}")
     return results
+
+
+def _deploy(work: Path, out: Path, ledger: Ledger, gate_key: SigningKey,
+            models: dict[str, Path], approved: str, now: datetime) -> list[dict[str, Any]]:
+    """After the promotion: the approved candidate copied to its serving region and verified
+    there (a gate-signed deployment attestation in the ledger); a second region still serving
+    other weights is caught as drifted (digest differs, nothing recorded)."""
+    gates = GateKeys.from_trust_file(work / "policy-repo" / "trust.yaml")
+    served = {"eu-west": models["candidate"], "eu-central": models["regressed"]}
+    found = []
+    for region, weights in served.items():
+        target = work / "deployments" / region / "weights"
+        shutil.copytree(weights, target)
+        with LedgerHistory(ledger.path) as history:
+            try:
+                check = verify_deployment(target, region, history, approved, gates, now,
+                                          host=f"inference-{region}")
+            except DeploymentRefused as exc:
+                found.append({"region": region, "verified": False, "check": exc.check,
+                              "message": exc.reason.replace(str(work), str(out))})
+                continue
+        entry = ledger.record_pending(PendingAttestation(
+            "deployment-attestation", check.attestation(gate_key),
+            f"deploy: {check.model_name} verified in {region}"))
+        found.append({"region": region, "verified": True, "weights_digest": check.weights_digest,
+                      "decision": check.decision_id, "attestation": entry.decision_id,
+                      "path": str(out / "deployments" / region / "weights")})
+    return found

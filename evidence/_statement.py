@@ -29,6 +29,7 @@ PREDICATE_TYPES: dict[str, str] = {
     "data-card": "https://slmgate.dev/data-card/v0.2",
     "training-run": "https://slmgate.dev/training-run/v0.1",
     "model-card": "https://slmgate.dev/model-card/v0.1",
+    "deployment-attestation": "https://slmgate.dev/deployment-attestation/v0.1",
 }
 PREDICATE_KINDS: dict[str, str] = {uri: kind for kind, uri in PREDICATE_TYPES.items()}
 
@@ -44,6 +45,7 @@ ISSUED_AT_FIELD: dict[str, str] = {
     "data-card": "created_at",
     "training-run": "finished_at",
     "model-card": "created_at",
+    "deployment-attestation": "attested_at",
 }
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 

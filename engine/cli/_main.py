@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from slmgate.engine.cli._common import FORMAT, POLICIES, emit, exit_code_for, guarded
+from slmgate.engine.cli._deploy import deploy
 from slmgate.engine.cli._evidence import evidence, keys
 from slmgate.engine.cli._ledger import ledger as ledger_group
 from slmgate.engine.cli._policy import policy
@@ -67,9 +68,18 @@ def demo(out: Path, fmt: str) -> None:
         for f in [f for f in d.findings if f["severity"] != "info"][:3]:
             lines.append(f"  {'':<26}   - {f['rule_id']}: {f['message']}")
         lines.append(f"  {'':<26} packet: {r.packet}")
-    lines += ["", f"  ledger:   {out / 'ledger'}  (git log there shows one commit per decision)",
+    summary = json.loads((out / "summary.json").read_text())
+    lines.append("")
+    for dep in summary.get("deployments", []):
+        if dep["verified"]:
+            lines.append(f"  deployed {dep['region']:<12} VERIFIED {dep['weights_digest'][:19]} "
+                         f"approved by {dep['decision']} (attestation {dep['attestation']})")
+        else:
+            lines.append(f"  deployed {dep['region']:<12} DRIFTED  {dep['check']}: {dep['message'][:110]}")
+    lines += ["", f"  ledger:   {out / 'ledger'}  (git log there: one commit per decision and "
+                  "per deployment attestation)",
               f"  policies: {out / 'policy-repo'}", f"  summary:  {out / 'summary.json'}"]
-    emit(fmt, json.loads((out / "summary.json").read_text()), "\n".join(lines))
+    emit(fmt, summary, "\n".join(lines))
 
 
 # ------------------------------------------------------------------------------------ init
@@ -291,6 +301,7 @@ main.add_command(policy)
 main.add_command(evidence)
 main.add_command(keys)
 main.add_command(ledger_group)
+main.add_command(deploy)
 main.add_command(packet)
 main.add_command(ropa)
 main.add_command(approve)

@@ -58,7 +58,7 @@ def ledger_checkpoint(path: Path, key: SigningKey, now: datetime, *, decisions: 
     """The signed checkpoint envelope of the ledger at ``path`` as of HEAD, whose chain the
     caller has verified (or just written) to hold ``decisions`` entries ending in ``head_entry``."""
     with LedgerHistory(path) as history:
-        entries = history.entry_paths
+        entries = history.chain_paths
         if len(entries) != decisions:
             raise InputError(f"the ledger holds {len(entries)} chain entries, expected {decisions}",
                              file=str(path), advice="a decision was recorded meanwhile; run again")
@@ -128,7 +128,7 @@ def checkpoint_of_entry(path: Path, commit: str, seq: int, key: SigningKey, now:
     from slmgate.engine.ledger._store import sha256_hex
 
     with LedgerHistory(path, commit=commit) as history:
-        entries = history.entry_paths
+        entries = history.chain_paths
         if len(entries) != seq:
             raise InputError(f"commit {commit[:12]} holds {len(entries)} chain entries, expected {seq}",
                              file=str(path))

@@ -18,6 +18,7 @@ from typing import Any
 
 import git
 
+from slmgate.engine.ledger._attestation import ATTESTATION_SUFFIX
 from slmgate.engine.ledger._store import (
     EntryManifest,
     LedgerCorrupted,
@@ -154,9 +155,19 @@ class LedgerHistory:
         return self.read_blob(self._blob(rel), rel)
 
     @cached_property
-    def entry_paths(self) -> list[str]:
-        """The chain entries, in order."""
+    def chain_paths(self) -> list[str]:
+        """Every link of the chain, decisions and attestations, in order."""
         return sorted(p for p in self.tree if _ENTRY.match(p))
+
+    @cached_property
+    def entry_paths(self) -> list[str]:
+        """The decisions' chain entries, in order."""
+        return [p for p in self.chain_paths if not p.endswith(ATTESTATION_SUFFIX)]
+
+    @cached_property
+    def attestation_paths(self) -> list[str]:
+        """The attestations' chain entries, in order (``engine.ledger._attestation``)."""
+        return [p for p in self.chain_paths if p.endswith(ATTESTATION_SUFFIX)]
 
     def resolve(self, decision_id: str) -> str:
         """The entry path of a decision id, or of a unique prefix of one (8 characters at least)."""

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 import git
 
@@ -64,7 +65,7 @@ MARKER = "slmgate-ledger"
 MARKER_TEXT = b"slmgate decision ledger v2\n"
 ENTRY_PAYLOAD_TYPE = "application/vnd.slmgate.ledger-entry+json"
 ENTRY_TYPE = "https://slmgate.dev/ledger-entry/v1"
-FOLDERS = ("entries", "decisions", "requests", "evidence", "bundles")
+FOLDERS = ("entries", "decisions", "requests", "evidence", "bundles", "attestations")
 _AUTHOR = {"GIT_AUTHOR_NAME": "slmgate", "GIT_AUTHOR_EMAIL": "slmgate@localhost",
            "GIT_COMMITTER_NAME": "slmgate", "GIT_COMMITTER_EMAIL": "slmgate@localhost"}
 _BRANCH = "refs/heads/main"
@@ -186,9 +187,14 @@ class EntryManifest:
 def entry_envelope(manifest: EntryManifest, key: SigningKey | None) -> bytes:
     """The entry as a DSSE envelope signed by the gate; with no key, an envelope without
     signatures (``ledger verify`` refuses those unless told the chain may be unsigned)."""
+    return entry_envelope_bytes(manifest.payload(), key)
+
+
+def entry_envelope_bytes(payload: bytes, key: SigningKey | None) -> bytes:
+    """Any chain link's payload (a decision's or an attestation's) as its entry envelope."""
     if key is not None:
-        return sign_envelope(manifest.payload(), [key], ENTRY_PAYLOAD_TYPE).to_json()
-    return Envelope(ENTRY_PAYLOAD_TYPE, manifest.payload(), ()).to_json()
+        return sign_envelope(payload, [key], ENTRY_PAYLOAD_TYPE).to_json()
+    return Envelope(ENTRY_PAYLOAD_TYPE, payload, ()).to_json()
 
 
 def entry_payload(raw: bytes) -> tuple[bytes, int]:
@@ -231,6 +237,20 @@ class PendingDecision:
     policy_revision: str | None
     message: str
 
+    @property
+    def entry_id(self) -> str:
+        return self.decision_id
+
+    @property
+    def unique_path(self) -> str:
+        """The file whose presence means this decision is already recorded."""
+        return record_path(self.decision_id)
+
+    def shared_paths(self) -> list[str]:
+        """Files stored once for many entries (evidence, the bundle): written only when absent."""
+        return [*(evidence_path(sha256_hex(raw)) for _, raw in self.evidence),
+                bundle_prefix(self.bundle_digest)]
+
     def files(self, seq: int, prev_entry: bytes | None, key: SigningKey | None,
               stored: set[str], now: datetime | None = None) -> tuple[dict[str, bytes], str]:
         """The files this decision adds after ``stored`` paths (and the entry's path)."""
@@ -261,6 +281,23 @@ class PendingDecision:
     def message_for(self, seq: int, entry: bytes) -> str:
         return (f"{self.message.rstrip()}\n\nSlmgate-Seq: {seq}\n"
                 f"Slmgate-Entry: sha256:{sha256_hex(entry)}\n")
+
+
+class PendingEntry(Protocol):
+    """What ``Ledger.record_pending`` appends: a ``PendingDecision`` or an attestation."""
+
+    @property
+    def entry_id(self) -> str: ...
+
+    @property
+    def unique_path(self) -> str: ...
+
+    def shared_paths(self) -> list[str]: ...
+
+    def files(self, seq: int, prev_entry: bytes | None, key: SigningKey | None,
+              stored: set[str], now: datetime | None = None) -> tuple[dict[str, bytes], str]: ...
+
+    def message_for(self, seq: int, entry: bytes) -> str: ...
 
 
 _CORRUPT_WORDS = ("corrupt", "inflate", "bad object", "unable to unpack", "invalid object")
@@ -422,17 +459,16 @@ class Ledger:
                               file=str(self.path)) from exc
         return int(last.rsplit("/", 1)[1].split("-")[0]), bytes(raw)
 
-    def record_pending(self, pending: PendingDecision) -> LedgerEntry:
-        """Commit one decision atomically (see the module docstring for the protocol)."""
+    def record_pending(self, pending: PendingEntry) -> LedgerEntry:
+        """Commit one decision (or attestation) atomically (see the module docstring)."""
         with self._locked():
             head = self._git("rev-parse", "--verify", "HEAD^{commit}").strip()
             self._recover(full=False, head=head)
-            if self._stored(head, [record_path(pending.decision_id)]):
-                raise LedgerError(f"decision {pending.decision_id} is already recorded",
+            if self._stored(head, [pending.unique_path]):
+                raise LedgerError(f"{pending.entry_id} is already recorded",
                                   file=str(self.path))
             seq, prev = self._last_entry(head)
-            candidates = [evidence_path(sha256_hex(raw)) for _, raw in pending.evidence]
-            stored = self._stored(head, [*candidates, bundle_prefix(pending.bundle_digest)])
+            stored = self._stored(head, pending.shared_paths())
             files, entry = pending.files(seq + 1, prev, self.signing_key, stored)
             write_atomic(self.git_dir / _JOURNAL, "".join(f"{p}\n" for p in sorted(files)).encode())
             for rel, data in files.items():
@@ -450,7 +486,7 @@ class Ledger:
             (self.git_dir / _JOURNAL).unlink(missing_ok=True)
             if (seq + 1) % PACK_EVERY == 0:
                 self.pack()
-            return LedgerEntry(pending.decision_id, commit, record_path(pending.decision_id), seq + 1)
+            return LedgerEntry(pending.entry_id, commit, pending.unique_path, seq + 1)
 
     def pack(self) -> None:
         """Pack the loose objects, keeping the packs in a geometric progression (so their

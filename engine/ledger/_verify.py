@@ -22,6 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from slmgate.engine.ledger._attestation import (
+    ATTESTATION_KINDS,
+    ATTESTATION_SUFFIX,
+    AttestationManifest,
+    attestation_entry_path,
+    attestation_path,
+)
 from slmgate.engine.ledger._history import LedgerHistory, record_decision
 from slmgate.engine.ledger._store import (
     MARKER,
@@ -282,6 +289,9 @@ class _Verifier:
             return
         self.report.decisions = seq
         raw = blobs[added[entries[0]]]
+        if entries[0].endswith(ATTESTATION_SUFFIX):
+            self.attestation(commit, seq, entries[0], raw, added, blobs)
+            return
         try:
             payload, _ = entry_payload(raw)
             manifest = EntryManifest.from_payload(payload)
@@ -290,7 +300,7 @@ class _Verifier:
             self.prev_entry = raw
             self.report.entries.append(f"sha256:{sha256_hex(raw)}")
             return
-        self.entry(commit, seq, entries[0], raw, manifest)
+        self.entry(commit, seq, entries[0], raw, manifest, entry_path(seq, manifest.decision_id))
         self.prev_entry = raw
         self.report.head_entry = f"sha256:{sha256_hex(raw)}"
         self.report.entries.append(self.report.head_entry)
@@ -304,9 +314,56 @@ class _Verifier:
         for rel in extra:
             self.problem(commit, seq, f"{rel} is added but no part of decision {manifest.decision_id}")
 
-    def entry(self, commit: _Commit, seq: int, rel: str, raw: bytes, manifest: EntryManifest) -> None:
-        if rel != entry_path(seq, manifest.decision_id) or manifest.seq != seq:
-            self.problem(commit, seq, f"{rel} is entry {manifest.seq} of {manifest.decision_id}; "
+    def attestation(self, commit: _Commit, seq: int, rel: str, raw: bytes, added: dict[str, str],
+                    blobs: dict[str, bytes]) -> None:
+        """An attestation link: the chain checks of any entry, then its one attestation file."""
+        try:
+            manifest = AttestationManifest.from_payload(entry_payload(raw)[0])
+        except LedgerError as exc:
+            self.problem(commit, seq, f"{rel}: {exc.detail}")
+            manifest = None
+        if manifest is not None:
+            self.entry(commit, seq, rel, raw, manifest,
+                       attestation_entry_path(seq, manifest.attestation_id))
+        self.prev_entry = raw
+        self.report.head_entry = f"sha256:{sha256_hex(raw)}"
+        self.report.entries.append(self.report.head_entry)
+        if manifest is None:
+            return
+        stored = attestation_path(manifest.attestation_id)
+        for extra in sorted(set(added) - {rel, stored}):
+            self.problem(commit, seq, f"{extra} is added but no part of attestation "
+                                      f"{manifest.attestation_id}")
+        blob = added.get(stored)
+        if blob is None:
+            self.problem(commit, seq, f"{stored} is not added by this commit")
+            return
+        data = blobs[blob]
+        if sha256_hex(data) != manifest.attestation_sha256:
+            self.problem(commit, seq, f"{stored} does not match the sha256 its entry records")
+            return
+        try:
+            envelope = Envelope.from_json(data)
+            statement = Statement.parse(envelope.payload)
+        except EvidenceInvalid as exc:
+            self.problem(commit, seq, f"{stored} is not a signed statement ({exc})")
+            return
+        if statement.kind != manifest.kind:
+            self.problem(commit, seq, f"{stored} is a {statement.kind} statement; its entry "
+                                      f"says {manifest.kind}")
+        elif ATTESTATION_KINDS[manifest.kind] and not self.gates.signed(envelope, statement.issued_at):
+            self.problem(commit, seq, f"{stored}: no signature verifies under a trusted gate key")
+        elif manifest.kind == "deployment-attestation":
+            decision = str((statement.predicate.get("decision") or {}).get("id", ""))
+            if record_path(decision) not in self.state:
+                self.problem(commit, seq, f"{stored} attests decision {decision!r}, which the "
+                                          "ledger does not hold before it")
+
+    def entry(self, commit: _Commit, seq: int, rel: str, raw: bytes,
+              manifest: EntryManifest | AttestationManifest, expected_rel: str) -> None:
+        named = manifest.decision_id if isinstance(manifest, EntryManifest) else manifest.attestation_id
+        if rel != expected_rel or manifest.seq != seq:
+            self.problem(commit, seq, f"{rel} is entry {manifest.seq} of {named}; "
                                       f"expected entry {seq} (a decision was deleted or reordered)")
         prev = f"sha256:{sha256_hex(self.prev_entry)}" if self.prev_entry is not None else None
         if manifest.prev != prev:

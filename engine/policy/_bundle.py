@@ -93,6 +93,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "drill_max_age_days": {**_days, "required": True},
             "mechanism": {**_str, "required": True},
         }},
+        "deployments": {"type": "dict", "default": {"max_verification_age_hours": 168}, "schema": {
+            "max_verification_age_hours": {"type": "integer", "min": 1, "default": 168},
+        }},
     },
     "purposes": {
         "purposes": {"type": "dict", "required": True, "minlength": 1, "valuesrules": {

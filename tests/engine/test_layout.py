@@ -21,6 +21,7 @@ LEVELS = {
     "slmgate.engine.request": 2,
     "slmgate.engine.policy": 3,
     "slmgate.engine.ledger": 4,
+    "slmgate.engine.deploy": 4.5,  # deployments: reads the ledger, below the packet
     "slmgate.engine.packet": 5,
     "slmgate.engine.promote": 6,
     "slmgate.engine.demo": 7,

@@ -55,6 +55,11 @@ def examples(world: World) -> dict[str, dict[str, Any]]:
         "model-card": {"model": {"name": MODEL, "version": "1.1.0"},
                        "card": {"uri": "cards/support-triage.md", "digest": {"sha256": HEX}},
                        "created_at": format_time(NOW)},
+        "deployment-attestation": {
+            "attested_at": format_time(NOW), "region": "eu-west", "host": "inference-1",
+            "model": {"name": MODEL, "weights_digest": f"sha256:{HEX}", "files": 2},
+            "decision": {"id": "dec-" + "0" * 20, "outcome": "approve", "bundle_digest": f"sha256:{HEX}"},
+            "purpose": "ticket_routing", "data_classes": ["ticket_text"]},
     }
 
 

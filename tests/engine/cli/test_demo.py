@@ -30,7 +30,15 @@ def test_demo_runs_the_main_path(tmp_path: Path) -> None:
     }
     assert "gate.stress.accuracy" in r.stdout and "signature" in r.stdout
     commits = list(git.Repo(out / "ledger").iter_commits())
-    assert len(commits) == 5  # creation + one per decision
+    assert len(commits) == 6  # creation + one per decision + the deployment attestation
+    deployments = {d["region"]: d for d in summary["deployments"]}
+    assert deployments["eu-west"]["verified"] is True
+    verify = subprocess.run([sys.executable, "-m", "slmgate.engine.cli", "ledger", "verify", "--ledger",
+                             str(out / "ledger"), "--trust", str(out / "policy-repo" / "trust.yaml")],
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert (deployments["eu-central"]["verified"], deployments["eu-central"]["check"]) == (False, "digest")
+    assert "DRIFTED" in r.stdout and "VERIFIED" in r.stdout
     for p in summary["promotions"]:
         reader = PdfReader(p["packet"])
         text = "".join(page.extract_text() for page in reader.pages)
