@@ -86,7 +86,7 @@ def _add_metric(target: dict[str, Any], task: str, metric: str, value: float, fi
     if key in target:
         raise InputError(f"{task} {metric} and {target[key]['task']} {target[key]['metric']} "
                          f"both become metric {key!r}", file=file)
-    target[key] = {"candidate": round(value, 6), "baseline": None, "task": task, "metric": metric}
+    target[key] = {"candidate": value, "baseline": None, "task": task, "metric": metric}
 
 
 def _read(path: Path) -> bytes:
@@ -149,13 +149,86 @@ def _lm_eval_metrics(results: dict[str, Any]) -> dict[str, float]:
     return metrics
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key written twice and anchors/aliases, as policy files are read."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, "aliases are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (line {seen[key].line + 1} and "
+                    f"line {key_node.start_mark.line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_metric_map(path: str | Path) -> dict[str, tuple[str, str]]:
+    """imports.yaml: which external metric feeds which gate. ``lm-eval:`` maps
+    ``"TASK,METRIC"`` (the filter kept when not ``none``: ``"gsm8k,exact_match,strict-match"``)
+    to ``"LAYER.METRIC"`` of gates.yaml, so an imported result can satisfy
+    ``gate.LAYER.METRIC.*``. Read as policy YAML is (duplicate keys, aliases refused)."""
+    file = str(path)
+    try:
+        doc = yaml.load(_read(Path(path)), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise InputError(f"not YAML as slmgate accepts it ({exc})", file=file) from exc
+    section = doc.get("lm-eval") if isinstance(doc, dict) else None
+    if not isinstance(section, dict) or not section:
+        raise InputError("expected a mapping 'lm-eval' of \"TASK,METRIC\": LAYER.METRIC",
+                          file=file, field="lm-eval")
+    out: dict[str, tuple[str, str]] = {}
+    for key, target in section.items():
+        layer, _, name = str(target).partition(".")
+        if not isinstance(key, str) or "," not in key or layer not in LAYERS or \
+                not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise InputError(f"expected \"TASK,METRIC\": LAYER.METRIC with LAYER one of "
+                              f"{', '.join(LAYERS)}, got {key!r}: {target!r}", file=file,
+                              field=f"lm-eval.{key}")
+        out[key] = (layer, name)
+    return out
+
+
 def import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str] = (),
-                   evaluated_at: str | None = None) -> dict[str, Any]:
+                   evaluated_at: str | None = None, baseline: str | Path | None = None,
+                   baseline_subject: str | None = None, baseline_name: str | None = None,
+                   metric_map: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """The eval-result predicate of an lm-evaluation-harness results file.
 
-    ``finished_at`` is ``evaluated_at`` when given, else
-    the file's ``date`` plus ``total_evaluation_time_seconds``. Raises :class:`InputError`.
+    ``finished_at`` is the file's ``date`` plus ``total_evaluation_time_seconds``;
+    ``evaluated_at`` only supplies a date the file does not carry (stale results cannot be made
+    to look fresh). ``baseline`` is the baseline model's results file: each metric's baseline
+    comes from it, so maximum-drop gates apply, and ``baseline_subject`` (hex sha256 of the
+    baseline's weights) names it. ``metric_map`` (``load_metric_map``) renames mapped metrics to
+    the gates' layer and name. Raises :class:`InputError`.
     """
+    predicate = _import_lm_eval(path, layers=layers, evaluated_at=evaluated_at,
+                                metric_map=metric_map or {})
+    if baseline is None:
+        return predicate
+    base = _import_lm_eval(baseline, layers=layers, evaluated_at=None, metric_map=metric_map or {},
+                           date_optional=True)
+    for layer, body in predicate["layers"].items():
+        for name, values in body["metrics"].items():
+            other = base["layers"].get(layer, {}).get("metrics", {}).get(name)
+            values["baseline"] = other["candidate"] if other else None
+    predicate["baseline"] = ({"name": baseline_name or Path(baseline).stem,
+                              "digest": {"sha256": baseline_subject}} if baseline_subject else None)
+    predicate["baseline_source"] = base["source"]
+    return predicate
+
+
+def _import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str],
+                    evaluated_at: str | None, metric_map: dict[str, tuple[str, str]],
+                    date_optional: bool = False) -> dict[str, Any]:
     path = Path(path)
     file = str(path)
     raw = _read(path)
@@ -184,9 +257,19 @@ def import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str] = ()
         if not metrics:
             raise InputError(f"task {task!r} reports no numeric metric", file=file,
                              field=f"results.{task}")
-        target = layer_metrics.setdefault(_layer_of(task, default, per_task), {})
         for name, value in sorted(metrics.items()):
-            _add_metric(target, task, name, value, file)
+            mapped = metric_map.get(f"{task},{name}")
+            if mapped:  # imports.yaml: this metric feeds a gate
+                layer, gate_metric = mapped
+                target = layer_metrics.setdefault(layer, {})
+                if gate_metric in target:
+                    raise InputError(f"two results map to {layer}.{gate_metric}", file=file,
+                                     field=f"results.{task}")
+                target[gate_metric] = {"candidate": value, "baseline": None, "task": task,
+                                       "metric": name}
+                continue
+            _add_metric(layer_metrics.setdefault(_layer_of(task, default, per_task), {}),
+                        task, name, value, file)
 
     versions, hashes = _obj(doc, "versions"), _obj(doc, "task_hashes")
     tasks, datasets = [], []
@@ -205,9 +288,15 @@ def import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str] = ()
                              "digest": {"sha256": digest.lower()}})
 
     run = _obj(doc, "config")
+    start = _number(doc.get("date"))
+    if start is not None and evaluated_at is not None:
+        raise InputError("the results carry their own date; --evaluated-at only supplies a "
+                         "missing one", file=file, field="date",
+                         advice="drop --evaluated-at: the statement keeps the source's date")
     finished = _evaluated_at(evaluated_at)
+    if finished is None and start is None and date_optional:
+        finished = "1970-01-01T00:00:00Z"  # a baseline file: its date is not the statement's
     if finished is None:
-        start = _number(doc.get("date"))
         if start is None:
             raise InputError("no date: cannot tell when the evaluation ran", file=file,
                              field="date", advice="pass --evaluated-at RFC3339")

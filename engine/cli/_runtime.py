@@ -341,10 +341,13 @@ def _import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _import_text(predicate: dict[str, Any], source: Path) -> str:
+    base = predicate.get("baseline")
     lines = [f"{source}: {predicate['harness']['name']} {predicate['harness']['version']}, "
-             f"measured {predicate['finished_at']} (no baseline)"]
+             f"measured {predicate['finished_at']} "
+             f"({'baseline sha256:' + base['digest']['sha256'][:16] + '…' if base else 'no baseline'})"]
     for layer, body in predicate["layers"].items():
         lines.extend(f"  {layer}.{metric}: {values['candidate']}"
+                     + (f" (baseline {values['baseline']})" if values.get("baseline") is not None else "")
                      for metric, values in body["metrics"].items())
     return "\n".join(lines)
 
@@ -352,18 +355,36 @@ def _import_text(predicate: dict[str, Any], source: Path) -> str:
 @evidence_import.command("lm-eval")
 @click.argument("results", type=click.Path(path_type=Path))
 @_import_options
+@click.option("--baseline", type=click.Path(path_type=Path), default=None, metavar="RESULTS.json",
+              help="The baseline model's results file: each metric's baseline comes from it, so "
+                   "maximum-drop gates apply.")
+@click.option("--baseline-subject", default=None, metavar="sha256:HEX",
+              help="Root digest of the baseline's weights (the request's baseline), with --baseline.")
+@click.option("--imports", "imports_file", type=click.Path(path_type=Path), default=None,
+              metavar="imports.yaml",
+              help="The policy repository's metric map: \"TASK,METRIC\": LAYER.METRIC, so an "
+                   "imported result can satisfy that gate of gates.yaml.")
 @_sign_options
 @FORMAT
 @guarded
 def import_lm_eval_cmd(results: Path, subject: str, name: str | None, layers: tuple[str, ...],
-                       evaluated_at: str | None, sign_keys: tuple[Path, ...],
-                       output: Path | None, fmt: str) -> None:
-    """An lm-evaluation-harness results file; refused when not every sample was evaluated."""
+                       evaluated_at: str | None, baseline: Path | None,
+                       baseline_subject: str | None, imports_file: Path | None,
+                       sign_keys: tuple[Path, ...], output: Path | None, fmt: str) -> None:
+    """An lm-evaluation-harness results file; refused when not every sample was evaluated.
+
+    The statement keeps the file's own date: --evaluated-at only supplies a missing one."""
     from slmgate.runtime import import_lm_eval
+    from slmgate.runtime._importers import load_metric_map
 
     digest = _subject(subject)
+    if (baseline is None) != (baseline_subject is None):
+        raise InputError("--baseline and --baseline-subject go together", field="--baseline")
+    base_digest = _subject(baseline_subject) if baseline_subject else None
     signers = _check_sign(sign_keys, output)
-    predicate = import_lm_eval(results, layers=layers, evaluated_at=evaluated_at)
+    predicate = import_lm_eval(results, layers=layers, evaluated_at=evaluated_at,
+                               baseline=baseline, baseline_subject=base_digest,
+                               metric_map=load_metric_map(imports_file) if imports_file else None)
     model = (predicate.get("serving") or {}).get("model_args") or ""
     default_name = next((a.split("=", 1)[1] for a in str(model).split(",")
                          if a.startswith("pretrained=")), results.stem)

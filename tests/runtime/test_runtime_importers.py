@@ -32,7 +32,8 @@ def _variant(tmp_path: Path, change: Any) -> Path:
 def test_lm_eval_metrics_layers_and_identity() -> None:
     p = import_lm_eval(LM_EVAL, layers=["gsm8k=stress"])
     assert p["layers"]["regression"]["metrics"]["arc_easy__acc_norm"] == {
-        "candidate": 0.63931, "baseline": None, "task": "arc_easy", "metric": "acc_norm"}
+        "candidate": 0.6393097643097643, "baseline": None, "task": "arc_easy",
+        "metric": "acc_norm"}  # full precision, as read
     assert sorted(p["layers"]["stress"]["metrics"]) == [
         "gsm8k__exact_match__flexible_extract", "gsm8k__exact_match__strict_match"]
     assert p["layers"]["stress"]["metrics"]["gsm8k__exact_match__strict_match"]["metric"] == \
@@ -89,13 +90,16 @@ def test_groups_are_imported_but_not_counted(tmp_path: Path) -> None:
     assert "reasoning" not in {t["name"] for t in p["tasks"]}
 
 
-def test_time_comes_from_the_file_or_the_option(tmp_path: Path) -> None:
-    at = import_lm_eval(LM_EVAL, evaluated_at="2026-11-01T10:00:00+02:00")
+def test_time_comes_from_the_file_or_only_then_the_option(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="carry their own date"):  # stale cannot look fresh
+        import_lm_eval(LM_EVAL, evaluated_at="2026-11-01T10:00:00+02:00")
+    undated = _variant(tmp_path, lambda d: d.pop("date"))
+    at = import_lm_eval(undated, evaluated_at="2026-11-01T10:00:00+02:00")
     assert at["finished_at"] == "2026-11-01T08:00:00Z"
     with pytest.raises(InputError, match="no date"):
-        import_lm_eval(_variant(tmp_path, lambda d: d.pop("date")))
+        import_lm_eval(undated)
     with pytest.raises(InputError, match="RFC 3339"):
-        import_lm_eval(LM_EVAL, evaluated_at="yesterday")
+        import_lm_eval(undated, evaluated_at="yesterday")
 
 
 def test_not_lm_eval_results(tmp_path: Path) -> None:

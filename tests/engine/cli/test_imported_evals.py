@@ -1,0 +1,99 @@
+"""Imported evaluations that can decide: a metric map (imports.yaml) feeds an lm-eval metric to a
+gate, a baseline results file gives maximum-drop gates their baseline, and a file's own date
+cannot be overridden to make stale results look fresh."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from slmgate.engine import evaluate_promotion, load_bundle, load_request
+from slmgate.engine.cli import main
+from slmgate.engine.policy._engines import embedded_engine
+from slmgate.evidence import format_time
+from tests.conftest import World
+
+ASSETS = Path(__file__).resolve().parents[2] / "runtime" / "assets"
+RESULTS = ASSETS / "lm-eval-results.json"
+MEASURED = 1763640000.5  # the results file's own date (2025-11-20T12:00:00Z)
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def _imports(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "imports.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_file_date_cannot_be_overridden(tmp_path: Path) -> None:
+    code, _, err = run("evidence", "import", "lm-eval", RESULTS, "--subject", "sha256:" + "a" * 64,
+                       "--evaluated-at", "2026-11-28T00:00:00Z")
+    assert code == 2 and "carry their own date" in err
+
+
+def test_a_mapped_metric_feeds_its_gate_with_the_baseline(tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.json"
+    doc = json.loads(RESULTS.read_text())
+    doc["results"]["hellaswag"]["acc,none"] = 0.45
+    baseline.write_text(json.dumps(doc))
+    imports = _imports(tmp_path, 'lm-eval:\n  "hellaswag,acc": regression.accuracy\n')
+    code, out, err = run("evidence", "import", "lm-eval", RESULTS, "--subject", "sha256:" + "a" * 64,
+                         "--baseline", baseline, "--baseline-subject", "sha256:" + "b" * 64,
+                         "--imports", imports, "--format", "json")
+    assert code == 0, err
+    statement = json.loads(out)
+    predicate = statement.get("predicate", statement)
+    metric = predicate["layers"]["regression"]["metrics"]["accuracy"]
+    assert metric["candidate"] == 0.415255925114519  # full precision, as read
+    assert metric["baseline"] == 0.45
+    assert predicate["baseline"]["digest"]["sha256"] == "b" * 64
+    assert predicate["finished_at"].startswith("2025-11-20")
+
+
+def test_a_metric_map_with_a_duplicate_or_an_unknown_layer_is_refused(tmp_path: Path) -> None:
+    twice = _imports(tmp_path, 'lm-eval:\n  "hellaswag,acc": regression.accuracy\n'
+                               '  "hellaswag,acc": stress.accuracy\n')
+    code, _, err = run("evidence", "import", "lm-eval", RESULTS, "--subject", "sha256:" + "a" * 64,
+                       "--imports", twice)
+    assert code == 2 and "appears twice" in err
+    wrong = _imports(tmp_path, 'lm-eval:\n  "hellaswag,acc": vibes.accuracy\n')
+    code, _, err = run("evidence", "import", "lm-eval", RESULTS, "--subject", "sha256:" + "a" * 64,
+                       "--imports", wrong)
+    assert code == 2 and "lm-eval" in err
+
+
+def test_an_imported_eval_can_satisfy_a_gate(world: World, tmp_path: Path) -> None:
+    """With a gates.yaml that gates on regression accuracy alone, the imported and mapped
+    hellaswag accuracy decides the gate: passed above the minimum, denied below it."""
+    from slmgate.runtime import import_lm_eval
+    from slmgate.runtime._importers import load_metric_map
+
+    policies = tmp_path / "policies"
+    shutil.copytree(world.policies, policies)
+    gates = yaml.safe_load((policies / "gates.yaml").read_text())
+    gates["eval"] = {"regression": {"accuracy": {"min": 0.40, "max_drop": 0.05}}}
+    (policies / "gates.yaml").write_text(yaml.safe_dump(gates))
+    mapping = load_metric_map(_imports(tmp_path, 'lm-eval:\n  "hellaswag,acc": regression.accuracy\n'))
+    predicate = import_lm_eval(RESULTS, baseline=RESULTS, baseline_subject=world.baseline_sha,
+                               metric_map=mapping)
+    from datetime import UTC, datetime, timedelta
+    when = datetime.fromtimestamp(MEASURED, UTC)
+    evidence = world.standard_evidence(when=when)
+    evidence["eval-result"] = world.envelope("eval-harness", "eval-result", predicate)
+    req = world.request(tmp_path / "req", evidence)
+    bundle = load_bundle(policies)
+    decision = evaluate_promotion(load_request(req), bundle, embedded_engine(bundle),
+                                  now=when + timedelta(hours=1)).decision
+    checks = {c["rule_id"]: c["passed"] for c in decision.checks}
+    assert checks["gate.regression.accuracy.min"] is True
+    assert checks["gate.regression.accuracy.max_drop"] is True
+    assert checks["evidence.eval.baseline"] is True
+    assert format_time(when).startswith("2025-11-20")
