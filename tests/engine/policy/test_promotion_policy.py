@@ -18,6 +18,7 @@ import yaml
 
 from slmgate.engine import CompiledPolicy, load_bundle
 from slmgate.engine.policy._bundle import PolicyBundle
+from slmgate.engine.policy._decision import engine_neutral
 from tests.conftest import World
 
 PROBE = """package slmgate.probe
@@ -57,7 +58,7 @@ def _decide(bundle: PolicyBundle, facts: dict[str, Any], data: dict[str, Any] | 
         variant = replace(bundle, data=data if data is not None else bundle.data,
                           rego_modules=rego if rego is not None else bundle.rego_modules)
         _COMPILED[key] = CompiledPolicy(variant)
-    return _COMPILED[key].evaluate(facts)
+    return engine_neutral(_COMPILED[key].evaluate(facts))  # messages rendered, as promote reads them
 
 
 def _blocking(decision: dict[str, Any]) -> set[str]:
