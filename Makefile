@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint install clean mutate
+.PHONY: demo test lint install clean mutate docs-images
 
 $(BIN)/python:
 	@echo "==> creating virtual environment in $(VENV)"
@@ -50,6 +50,14 @@ JOBS ?= 2
 mutate: install
 	@echo "==> mutation testing (tests/mutation/mutate.py, equivalents in tests/mutation/equivalent.yaml)"
 	$(BIN)/python tests/mutation/mutate.py --jobs $(JOBS)
+
+# The README's picture of a packet: page 1 of the demo's denied packet, rendered by pdftoppm
+# (Debian/Ubuntu: apt-get install poppler-utils).
+docs-images: install
+	@command -v pdftoppm >/dev/null || { echo "==> pdftoppm missing: apt-get install poppler-utils"; exit 1; }
+	$(BIN)/slmgate demo --out out/docs-demo >/dev/null
+	pdftoppm -png -r 60 -f 1 -l 1 -singlefile out/docs-demo/packets/02-regressed-candidate.pdf docs/packet-page-1
+	@echo "==> docs/packet-page-1.png"
 
 clean:
 	rm -rf $(VENV) out

@@ -133,15 +133,19 @@ def packet_verify(pdf: Path, trust: Path | None, gate_key: Path | None, fmt: str
               metavar="DIR", help="Signed data cards (DIR/*.dsse.json), verified against the "
               "bundle's trust.yaml: recipients from their access roles, data sources from their "
               "provenance and derivative chains. One that does not verify: exit 4.")
+@click.option("--bom", is_flag=True, default=False,
+              help="csv: start with a UTF-8 byte-order mark, for spreadsheets that need one.")
 @guarded
 def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None,
-         data_cards: Path | None) -> None:
+         data_cards: Path | None, bom: bool) -> None:
     """Records of processing activities (GDPR Art 30(1)) from the policy bundle, one per purpose.
 
-    Controller and DPO, lawful basis, data subjects and categories, recipients, third-country
-    transfers and safeguards, erasure limits, security measures, datasets and flows. A transfer
-    outside a data class's residency without a safeguard, or a dataset whose purpose does not
-    exist, is refused naming it (exit 2)."""
+    Controller and DPO, joint controllers and EU representative, lawful basis, data subjects and
+    categories, recipients, third-country transfers and safeguards, erasure limits, security
+    measures, datasets and flows; recipients from the flows declared in purposes.yaml. A transfer
+    outside a data class's residency without a safeguard, a dataset whose purpose does not exist
+    or that is kept longer than its purpose allows, is refused naming it (exit 2). CSV: UTF-8
+    without a BOM unless --bom; a cell with several values holds one per line."""
     from slmgate.engine.packet._ropa import (
         processing_record,
         record_time,
@@ -173,7 +177,7 @@ def ropa(policies: Path, fmt: str, output: Path | None, as_of: str | None,
         assert output is not None
         render_ropa_pdf(record, output, when)
     else:
-        data = ropa_csv(record) if fmt == "csv" else ropa_json(record)
+        data = ropa_csv(record, bom=bom) if fmt == "csv" else ropa_json(record)
         if output is None:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()

@@ -18,6 +18,7 @@ _BLOCK = _LABEL_H + 2 * _BAR_H + _GAP + 5.0
 _BAR_X = 2.0
 _BAR_W = 118.0
 _LEGEND_H = 10.0
+_MIN_BAR_W = 1.2  # a reported 0 still draws a sliver, so "0" never reads as "missing"
 _COLOURS = {"baseline": "#9aa5b1", True: "#1e7b34", False: "#b42318", None: "#486581"}
 
 
@@ -52,7 +53,7 @@ def _scale(rows: Sequence[Mapping[str, Any]]) -> float:
 def _bar(y: float, value: float | None, scale: float, colour: str, label: str) -> list[str]:
     if value is None:
         return [f'<text x="{_f(_BAR_X)}" y="{_f(y + _BAR_H - 1)}" class="na">{label}: not reported</text>']
-    width = max(0.0, min(1.0, abs(value) / scale)) * _BAR_W
+    width = max(_MIN_BAR_W, max(0.0, min(1.0, abs(value) / scale)) * _BAR_W)
     return [
         f'<rect x="{_f(_BAR_X)}" y="{_f(y)}" width="{_f(_BAR_W)}" height="{_f(_BAR_H)}" fill="#f0f4f8"/>',
         f'<rect x="{_f(_BAR_X)}" y="{_f(y)}" width="{_f(width)}" height="{_f(_BAR_H)}" fill="{colour}"/>',
@@ -68,31 +69,37 @@ def _f4(value: float) -> str:
 
 def layer_chart(rows: Sequence[Mapping[str, Any]]) -> str:
     """An SVG element: per metric its name, a grey baseline bar and a candidate bar (green when its
-    gate passed, red when it failed, blue when ungated), and a dashed line at each min/max bound."""
+    gate passed, red when it failed, blue when ungated), and a dashed line at each min/max bound,
+    named ("gate min 0.8") in the value column on the metric's own line."""
     scale = _scale(rows)
     height = len(rows) * _BLOCK + _LEGEND_H
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" viewBox="0 0 {_f(_WIDTH)} '
         f'{_f(height)}" width="{_f(_WIDTH)}pt" height="{_f(height)}pt" role="img">',
         "<style>text{font-family:'slmgate Sans','DejaVu Sans',sans-serif;font-size:6px;fill:#1f2933}"
-        ".m{font-size:6.5px;font-weight:bold}.v{fill:#243b53}.na{fill:#b42318}</style>",
+        ".m{font-size:6.5px;font-weight:bold}.v{fill:#243b53}.g{fill:#102a43;font-style:italic}"
+        ".na{fill:#b42318}</style>",
     ]
     for i, row in enumerate(rows):
         top = i * _BLOCK
         name = escape(str(row.get("metric") or "—"))
         parts.append(f'<text x="{_f(_BAR_X)}" y="{_f(top + _LABEL_H - 2)}" class="m">{name}</text>')
+        if bounds := _bounds(row):
+            # The gate's bounds are named in the value column, clear of the bars and their markers.
+            gate = " ".join(f"{kind} {_f4(bound)}" for kind, bound in bounds)
+            parts.append(f'<text x="{_f(_BAR_X + _BAR_W + 3)}" y="{_f(top + _LABEL_H - 2)}" '
+                         f'class="g">gate {escape(gate)}</text>')
         y_base = top + _LABEL_H
         y_cand = y_base + _BAR_H + _GAP
         parts += _bar(y_base, _value(row, "baseline"), scale, _COLOURS["baseline"], "base")
         colour = _COLOURS.get(row.get("passed"), _COLOURS[None])
         parts += _bar(y_cand, _value(row, "candidate"), scale, colour, "cand")
-        for kind, bound in _bounds(row):
+        for _kind, bound in _bounds(row):
             x = _BAR_X + max(0.0, min(1.0, abs(bound) / scale)) * _BAR_W
             parts.append(
                 f'<line x1="{_f(x)}" y1="{_f(y_base - 1)}" x2="{_f(x)}" y2="{_f(y_cand + _BAR_H + 1)}"'
                 f' stroke="#102a43" stroke-width="0.8" stroke-dasharray="1.5,1"/>'
             )
-            parts.append(f'<text x="{_f(x + 1)}" y="{_f(y_base - 1)}" class="v">{kind}</text>')
     legend_y = len(rows) * _BLOCK + 2
     parts += [
         f'<rect x="{_f(_BAR_X)}" y="{_f(legend_y)}" width="6" height="5" fill="{_COLOURS["baseline"]}"/>',

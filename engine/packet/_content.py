@@ -86,9 +86,30 @@ def _files_for(ref_or_kind: str, decision: Decision) -> list[str]:
     return [evidence_name(r.ref) for r in results if ref_or_kind in (r.ref, r.kind)]
 
 
-def _tied(rows: list[dict[str, Any]], decision: Decision) -> list[dict[str, Any]]:
-    return [{**row, "evidence_files": _files_for(str(row.get("evidence_ref") or ""), decision)}
-            for row in rows]
+def _tied(rows: list[dict[str, Any]], decision: Decision,
+          approvals: Sequence[dict[str, Any]], roles: set[str]) -> list[dict[str, Any]]:
+    """Each finding or check with the attached files it rests on. A per-role approval check
+    (``approval.<role>``) rests on that role's approvals only; with none, its note names the
+    missing role instead of pointing at another role's envelope."""
+    out = []
+    for row in rows:
+        rule = str(row.get("rule_id") or "")
+        role = rule.removeprefix("approval.") if rule.startswith("approval.") else None
+        if role in roles:
+            refs = sorted({a["ref"] for a in approvals if a["role"] == role})
+            files = [evidence_name(ref) for ref in refs]
+            note = None if files else f"none: no signed {role} approval was submitted"
+        else:
+            files, note = _files_for(str(row.get("evidence_ref") or ""), decision), None
+        out.append({**row, "evidence_files": files, "evidence_note": note})
+    return out
+
+
+def _approval_roles(decision: Decision, bundle: PolicyBundle) -> set[str]:
+    """The roles the decision's tier asks approvals of, and any still needed."""
+    tier = bundle.data["tiers"].get("tiers", {}).get(decision.tier) or {}
+    return ({str(a["role"]) for a in tier.get("approvals", [])}
+            | {str(a["role"]) for a in decision.approvals_needed})
 
 
 def _approvals(verified: Sequence[VerifiedEvidence], facts: dict[str, Any]) -> list[dict[str, Any]]:
@@ -169,6 +190,8 @@ def packet_content(
     # What the signed provenance says was trained on (never the request's own list).
     training = [{"dataset": t["dataset"], "oldest_record": t["oldest_record"], "purpose": t["purpose"]}
                 for t in provenance["datasets"] if t["depth"] == 0]
+    approvals = _approvals(verified, facts)
+    roles = _approval_roles(decision, bundle)
     content = {
         "title": f"Promotion packet — {model['name']} {model['version']}",
         "generated_at": decision.evaluated_at,
@@ -177,8 +200,8 @@ def packet_content(
             "tier": decision.tier, "summary": decision.summary(),
             "evaluated_at": decision.evaluated_at, "bundle_digest": decision.bundle_digest,
             "policy_revision": decision.policy_revision,
-            "findings": _tied(decision.findings, decision),
-            "checks": _tied(decision.checks, decision),
+            "findings": _tied(decision.findings, decision, approvals, roles),
+            "checks": _tied(decision.checks, decision, approvals, roles),
             "approvals_needed": decision.approvals_needed,
             "waivers_applied": decision.waivers_applied,
             "waivers_expired": decision.waivers_expired,
@@ -201,7 +224,7 @@ def packet_content(
             }
             for r in decision.evidence
         ],
-        "approvals": _approvals(verified, facts),
+        "approvals": approvals,
         "serving": _serving(facts, verified, bundle),
         "charter": {"program": charter["title"], "problem_statement": charter["problem_statement"],
                     "owner": charter["owner"],

@@ -165,7 +165,21 @@ def render_document(
                 # so it is as reproducible as the rest of the bytes.
                 pdf_identifier=True,
                 attachments=pdf_attachments,
+                finisher=_associated_files_once,
             )
+
+
+def _associated_files_once(document: Any, pdf: Any) -> None:
+    """WeasyPrint 70 lists each attachment twice in the catalog's ``/AF`` array (once from the
+    ``EmbeddedFiles`` name tree, once from the file specification itself); PDF/A-3 wants each
+    associated file once. Keeps the first of each reference, in WeasyPrint's order, so the bytes
+    stay a function of the inputs."""
+    listed = pdf.catalog.get("AF")
+    if not listed:
+        return
+    once = list(dict.fromkeys(listed))
+    listed.clear()
+    listed.extend(once)
 
 
 def _ordered(attachments: Sequence[Attachment]) -> list[Attachment]:

@@ -1,8 +1,9 @@
 """GDPR Art. 30(1) records of processing from the policy bundle: one processing activity per
 purpose — controller and DPO, lawful basis, data subjects and categories, recipients, third-country
 transfers with their safeguards, erasure limits, security measures, and the datasets and
-derivative flows under it. Cross-checked before anything is written; rendered as JSON, CSV
-(RFC 4180, UTF-8 with BOM, one row per activity) or PDF (the packet pipeline).
+derivative flows under it, and the recipients its declared flows reach. Cross-checked before
+anything is written; rendered as JSON, CSV (RFC 4180, UTF-8, a BOM only when asked, one row per
+activity, several values of a cell one per line) or PDF (the packet pipeline).
 
 Given verified data cards (``slmgate ropa --data-cards DIR``, or the cards a promotion was
 decided on in its packet), each activity also takes its recipients from the cards' access roles
@@ -20,19 +21,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from slmgate.engine.policy._bundle import retention_overruns
 from slmgate.evidence import format_time
 from slmgate.evidence.errors import InputError
 
 __all__ = [
-    "CSV_COLUMNS", "check_processing", "packet_extract", "processing_record", "record_time",
-    "render_ropa_pdf", "ropa_csv", "ropa_json", "security_measures",
+    "CSV_COLUMNS", "CSV_SEPARATOR", "check_processing", "joint_controllers_text", "packet_extract",
+    "processing_record", "record_time", "render_ropa_pdf", "representative_text", "ropa_csv",
+    "ropa_json", "security_measures",
 ]
 
 # Regions inside the GDPR's territory; processing anywhere else is a third-country transfer.
 EEA_REGIONS = frozenset({"eu", "eea"})
-_SEP = "; "
+# CSV cells with several values put one value per line (LF inside the quoted cell, which
+# spreadsheets show as lines of one cell); a value holding a line break is refused, so the
+# separator never occurs inside a value.
+CSV_SEPARATOR = "\n"
 CSV_COLUMNS = (
     "activity_id", "activity", "uses", "controller", "controller_contact", "dpo_contact",
+    "joint_controllers", "eu_representative",
     "lawful_basis", "legitimate_interest", "data_subjects", "personal_data_categories",
     "special_categories", "other_data_categories", "recipients", "third_country_transfers",
     "erasure_time_limits", "security_measures", "datasets", "derivative_flows", "data_sources",
@@ -41,7 +48,8 @@ CSV_COLUMNS = (
 
 def check_processing(data: Mapping[str, Any]) -> None:
     """Refuse a bundle whose records would be wrong: a dataset or flow under a purpose (or from a
-    dataset) that does not exist, an unknown data class, or a subprocessor processing a data class
+    dataset) that does not exist, a dataset or derivative kept longer than its purpose's
+    retention, an unknown data class, or a subprocessor processing a data class
     outside its residency — or personal data outside the EEA — without a transfer safeguard.
     Every problem is named at once (``InputError``, exit 2)."""
     problems: list[str] = []
@@ -61,6 +69,11 @@ def check_processing(data: Mapping[str, Any]) -> None:
         if f["source"] not in datasets:
             problems.append(f"purposes.yaml: derivative_flows.{fid}: source dataset "
                             f"{f['source']!r} does not exist")
+    problems += [f"purposes.yaml: {'.'.join(key)}: {message}"
+                 for key, message in retention_overruns(data["purposes"])]
+    sources = set(datasets) | set(data["purposes"].get("derivative_flows", {}))
+    problems += [f"purposes.yaml: flows.{fid}.from: unknown dataset or derivative flow {f['from']!r}"
+                 for fid, f in data["purposes"].get("flows", {}).items() if f["from"] not in sources]
     for sid, s in data["subprocessors"].get("subprocessors", {}).items():
         if s.get("transfer_safeguard"):
             continue
@@ -114,29 +127,58 @@ def card_recipients(cards: Sequence[Mapping[str, Any]]) -> list[str]:
             for role, sets in sorted(by_role.items())]
 
 
+def _carried(purposes: Mapping[str, Any], source: str) -> list[str]:
+    """The data classes a dataset or derivative flow carries (a derivative: its source's)."""
+    datasets = purposes.get("datasets", {})
+    if source in datasets:
+        return list(datasets[source]["data_classes"])
+    origin = purposes.get("derivative_flows", {}).get(source, {}).get("source")
+    return list(datasets.get(origin, {}).get("data_classes", []))
+
+
+def flow_recipients(data: Mapping[str, Any], pid: str) -> tuple[list[str], list[str]]:
+    """Art. 30(1)(d) recipients of activity ``pid`` from the declared ``flows`` whose source (a
+    dataset or derivative flow) serves that purpose, and the third-country transfers they make.
+    A subprocessor is a processor with its service and regions; any other reader is internal."""
+    purposes = data["purposes"]
+    classes = data["charter"]["data_classes"]
+    subs = data["subprocessors"].get("subprocessors", {})
+    owned = {name for section in ("datasets", "derivative_flows")
+             for name, d in purposes.get(section, {}).items() if d["purpose"] == pid}
+    reads: dict[str, list[tuple[str, str]]] = {}
+    for f in purposes.get("flows", {}).values():
+        if f["from"] in owned:
+            reads.setdefault(f["to"], []).append((f["from"], f["access_role"]))
+    recipients, transfers = [], []
+    for to, what in sorted(reads.items()):
+        how = ", ".join(f"{source} as {role}" for source, role in sorted(set(what)))
+        if to in subs:
+            s = subs[to]
+            touched = sorted({c for source, _ in what for c in _carried(purposes, source)}
+                             & set(s["data_classes"]))
+            recipients.append(f"{s['name']} ({to}; processor: {s['service']}; "
+                              f"{', '.join(s['regions'])}; reads {how})")
+            transfers += [f"{to}: {t}" for t in _transfers(s, classes, touched)]
+        else:
+            recipients.append(f"{to} (internal; reads {how})")
+    return recipients, transfers
+
+
 def processing_activities(data: Mapping[str, Any], measures: Sequence[Mapping[str, str]],
                           only: Iterable[str] | None = None,
                           cards: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
-    """One activity per purpose (``only``: these purposes, in that order). ``cards``: verified
-    data cards (``_training.card_facts``), folded in by their purpose."""
+    """One activity per purpose (``only``: these purposes, in that order). Recipients come from
+    the declared flows and the derivative flows' readers, never from data-class overlap.
+    ``cards``: verified data cards (``_training.card_facts``), folded in by their purpose."""
     charter = data["charter"]
     classes = charter["data_classes"]
     purposes = data["purposes"]["purposes"]
     datasets = data["purposes"].get("datasets", {})
     flows = data["purposes"].get("derivative_flows", {})
-    subs = data["subprocessors"].get("subprocessors", {})
     activities = []
     for pid in (list(only) if only is not None else sorted(purposes)):
         p = purposes[pid]
-        mine = set(p["data_classes"])
-        recipients, transfers = [], []
-        for sid in sorted(subs):
-            touched = sorted(mine & set(subs[sid]["data_classes"]))
-            if touched:
-                s = subs[sid]
-                recipients.append(f"{s['name']} ({sid}; processor: {s['service']}; "
-                                  f"{', '.join(s['regions'])}; {', '.join(touched)})")
-                transfers += [f"{sid}: {t}" for t in _transfers(s, classes, touched)]
+        recipients, transfers = flow_recipients(data, pid)
         my_sets = {d: v for d, v in sorted(datasets.items()) if v["purpose"] == pid}
         my_flows = {f: v for f, v in sorted(flows.items()) if v["purpose"] == pid}
         readers = sorted({r for f in my_flows.values() for r in f["readers"]})
@@ -232,6 +274,8 @@ def processing_record(data: Mapping[str, Any], trust: Mapping[str, Any], *, as_o
         "record": "GDPR Art. 30(1) records of processing activities",
         "program": charter["program"], "title": charter["title"], "owner": charter["owner"],
         "controller": dict(charter["controller"]),
+        "joint_controllers": charter.get("joint_controllers", "none"),
+        "eu_representative": charter.get("eu_representative", "none"),
         "as_of": format_time(as_of), "bundle_digest": bundle_digest,
         "policy_revision": policy_revision,
         "activities": processing_activities(data, measures, cards=cards),
@@ -265,27 +309,61 @@ def ropa_json(record: Mapping[str, Any]) -> bytes:
     return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
 
 
-def ropa_csv(record: Mapping[str, Any]) -> bytes:
-    """One row per processing activity; lists joined with "; "; RFC 4180 (CRLF, quoted as needed),
-    UTF-8 with a byte-order mark so spreadsheets detect the encoding."""
+def joint_controllers_text(record: Mapping[str, Any]) -> list[str]:
+    """Art. 30(1)(a) joint controllers, one line each; ``["none"]`` when the charter says none."""
+    joint = record.get("joint_controllers", "none")
+    if joint == "none":
+        return ["none"]
+    return [f"{j['name']} <{j['contact']}> ({j['responsibilities']})" for j in joint]
+
+
+def representative_text(record: Mapping[str, Any]) -> str:
+    """The Art. 27 representative in the Union, or "none" as the charter states it."""
+    rep = record.get("eu_representative", "none")
+    return "none" if rep == "none" else f"{rep['name']} <{rep['contact']}>"
+
+
+def _cell(values: Iterable[str], column: str, activity: str) -> str:
+    items = [str(v) for v in values]
+    for value in items:
+        if "\n" in value or "\r" in value:
+            raise InputError(f"ropa CSV: activity {activity}, column {column}: a value holds a line "
+                             f"break, the CSV's separator of values: {value[:60]!r}",
+                             advice="write the value on one line in the policy YAML")
+    return CSV_SEPARATOR.join(items)
+
+
+def ropa_csv(record: Mapping[str, Any], *, bom: bool = False) -> bytes:
+    """One row per processing activity, RFC 4180 (CRLF between rows, quoted as needed), UTF-8.
+    A cell with several values holds one per line (``CSV_SEPARATOR``, LF). ``bom``: start with
+    a byte-order mark, for spreadsheets that guess the encoding otherwise."""
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(CSV_COLUMNS)
     c = record["controller"]
     for a in record["activities"]:
+        def cell(column: str, values: Iterable[str], aid: str = a["id"]) -> str:
+            return _cell(values, column, aid)
+
         writer.writerow([
-            a["id"], a["name"], _SEP.join(a["uses"]), c["name"], c["contact"], c["dpo"],
-            a["lawful_basis"], a["legitimate_interest"] or "", _SEP.join(a["data_subjects"]),
-            _SEP.join(a["personal_data"]), _SEP.join(a["special_categories"]),
-            _SEP.join(a["other_data"]), _SEP.join(a["recipients"]),
-            _SEP.join(a["transfers"]) or "none", _SEP.join(a["erasure_time_limits"]),
-            _SEP.join(a["security_measures"]),
-            _SEP.join(f"{d['id']} ({d['description']}; {d['retention_days']} days)" for d in a["datasets"]),
-            _SEP.join(f"{f['id']} (from {f['source']}; readers {', '.join(f['readers'])})"
-                      for f in a["derivative_flows"]),
-            _SEP.join(a.get("data_sources", [])),
+            a["id"], a["name"], cell("uses", a["uses"]), c["name"], c["contact"], c["dpo"],
+            cell("joint_controllers", joint_controllers_text(record)), representative_text(record),
+            a["lawful_basis"], a["legitimate_interest"] or "",
+            cell("data_subjects", a["data_subjects"]),
+            cell("personal_data_categories", a["personal_data"]),
+            cell("special_categories", a["special_categories"]) or "none",
+            cell("other_data_categories", a["other_data"]),
+            cell("recipients", a["recipients"]) or "none",
+            cell("third_country_transfers", a["transfers"]) or "none",
+            cell("erasure_time_limits", a["erasure_time_limits"]),
+            cell("security_measures", a["security_measures"]),
+            cell("datasets", (f"{d['id']} ({d['description']}; {d['retention_days']} days)"
+                              for d in a["datasets"])) or "none",
+            cell("derivative_flows", (f"{f['id']} (from {f['source']}; readers {', '.join(f['readers'])})"
+                                      for f in a["derivative_flows"])) or "none",
+            cell("data_sources", a.get("data_sources", [])) or "none",
         ])
-    return buf.getvalue().encode("utf-8-sig")
+    return buf.getvalue().encode("utf-8-sig" if bom else "utf-8")
 
 
 def render_ropa_pdf(record: Mapping[str, Any], out: Path, as_of: datetime) -> None:
@@ -294,7 +372,8 @@ def render_ropa_pdf(record: Mapping[str, Any], out: Path, as_of: datetime) -> No
 
     attachments = [
         Attachment("ropa.json", ropa_json(record), "The records of processing as JSON"),
-        Attachment("ropa.csv", ropa_csv(record), "One row per processing activity (RFC 4180)",
+        Attachment("ropa.csv", ropa_csv(record),
+                   "One row per processing activity (RFC 4180; several values: one per line)",
                    media_type="text/csv"),
     ]
     render_document("ropa.html.j2", {"r": record}, attachments, out, as_of)

@@ -10,6 +10,7 @@ from typing import Any
 from markupsafe import Markup
 
 from slmgate.engine.packet._chart import layer_chart
+from slmgate.engine.packet._wording import reader_text
 from slmgate.evidence.errors import SlmgateError
 
 __all__ = ["PacketError", "packet_view"]
@@ -26,8 +27,8 @@ _DECISION_KEYS = (
     "id", "outcome", "exit_code", "tier", "summary", "evaluated_at", "bundle_digest",
     "policy_revision",
 )
-_FINDING_KEYS = ("rule_id", "severity", "message", "evidence_ref", "evidence_files")
-_CHECK_KEYS = ("rule_id", "passed", "message", "evidence_ref", "evidence_files")
+_FINDING_KEYS = ("rule_id", "severity", "message", "evidence_ref", "evidence_files", "evidence_note")
+_CHECK_KEYS = ("rule_id", "passed", "message", "evidence_ref", "evidence_files", "evidence_note")
 _APPROVAL_KEYS = ("role", "count")
 _WAIVER_KEYS = ("id", "rule_id", "owner", "ticket", "expires", "reason")
 _REQUEST_KEYS = ("id", "summary", "requested_by", "digest")
@@ -102,6 +103,7 @@ def _decision(raw: Any) -> dict[str, Any]:
         decision[key] = _rows(raw.get(key), keys, key)
     for row in [*(decision["findings"] or []), *(decision["checks"] or [])]:
         row["evidence_files"] = _strings(row["evidence_files"])
+        row["message"] = reader_text(row["message"])
     return decision
 
 
@@ -164,6 +166,7 @@ def packet_view(content: Mapping[str, Any]) -> dict[str, Any]:
     evidence = _rows(content.get("evidence"), _EVIDENCE_KEYS, "evidence")
     for row in evidence or []:
         row["signers"] = _strings(row["signers"])
+        row["failure"] = reader_text(row["failure"])
     metrics = _rows(content.get("metrics"), _METRIC_KEYS, "metrics")
     controls = _rows(content.get("controls"), _CONTROL_KEYS, "controls")
     for row in controls or []:

@@ -49,6 +49,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "name": {**_str, "required": True}, "contact": {**_str, "required": True},
             "dpo": {**_str, "required": True},
         }},
+        # Art. 30(1)(a): joint controllers and the representative (Art. 27), "none" stated.
+        "joint_controllers": {"required": True, "anyof": [
+            {"type": "string", "allowed": ["none"]},
+            {"type": "list", "minlength": 1, "schema": {"type": "dict", "schema": {
+                "name": {**_str, "required": True}, "contact": {**_str, "required": True},
+                "responsibilities": {**_str, "required": True}}}},
+        ]},
+        "eu_representative": {"required": True, "anyof": [
+            {"type": "string", "allowed": ["none"]},
+            {"type": "dict", "schema": {"name": {**_str, "required": True},
+                                        "contact": {**_str, "required": True}}},
+        ]},
         "problem_statement": {**_str, "required": True},
         "business_metrics": {"type": "list", "required": True, "minlength": 1, "schema": {
             "type": "dict", "schema": {
@@ -121,6 +133,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "description": {**_str, "required": True},
             "readers": {**_strlist, "required": True, "minlength": 1},
             "retention_days": {**_days, "required": True},
+        }}},
+        # Who can read a row and why: a dataset or derivative flow to an internal reader role
+        # or a subprocessor (subprocessors.yaml), with the access role it reads under.
+        "flows": {"type": "dict", "default": {}, "valuesrules": {"type": "dict", "schema": {
+            "from": {**_str, "required": True}, "to": {**_str, "required": True},
+            "access_role": {**_str, "required": True}, "description": {**_str, "required": True},
         }}},
     },
     "tiers": {
@@ -276,6 +294,49 @@ def load_trust_policy(path: Path) -> TrustPolicy:
     return TrustPolicy.from_document(data, base_dir=path.parent, source=str(path))
 
 
+def retention_overruns(purposes: Mapping[str, Any]) -> list[tuple[tuple[str, str, str], str]]:
+    """Each dataset or derivative flow of purposes.yaml kept longer than its purpose allows, as
+    (key path, message naming both)."""
+    out = []
+    for section in ("datasets", "derivative_flows"):
+        for name, d in purposes.get(section, {}).items():
+            purpose = purposes["purposes"].get(d["purpose"])
+            if purpose and d["retention_days"] > purpose["retention_days"]:
+                out.append(((section, name, "retention_days"),
+                            f"{section[:-1].replace('_', ' ')} {name} is kept {d['retention_days']} "
+                            f"days, longer than the {purpose['retention_days']} days of its purpose "
+                            f"{d['purpose']}"))
+    return out
+
+
+def _retention_and_flows(docs: dict[str, YamlDocument], data: dict[str, Any]) -> list[Problem]:
+    """A dataset or derivative kept longer than its purpose allows; a flow from something
+    undeclared, or to a subprocessor not declared for the data classes it would receive."""
+    problems: list[Problem] = []
+
+    def bad(key: KeyPath, message: str) -> None:
+        problems.append(Problem(docs["purposes"].where(key), ".".join(str(k) for k in key), message))
+
+    purposes = data["purposes"]
+    for key, message in retention_overruns(purposes):
+        bad(key, message)
+    subs = data["subprocessors"]["subprocessors"]
+    for fid, f in purposes["flows"].items():
+        source = f["from"]
+        if source in purposes["datasets"]:
+            carried = set(purposes["datasets"][source]["data_classes"])
+        elif source in purposes["derivative_flows"]:
+            origin = purposes["derivative_flows"][source]["source"]
+            carried = set(purposes["datasets"].get(origin, {}).get("data_classes", []))
+        else:
+            bad(("flows", fid, "from"), f"unknown dataset or derivative flow {source!r}")
+            continue
+        if f["to"] in subs and (undeclared := sorted(carried - set(subs[f["to"]]["data_classes"]))):
+            bad(("flows", fid, "to"), f"subprocessor {f['to']} is not declared (subprocessors.yaml) "
+                f"for data classes {', '.join(undeclared)} that {source} carries")
+    return problems
+
+
 def _cross_references(docs: dict[str, YamlDocument], data: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -307,6 +368,7 @@ def _cross_references(docs: dict[str, YamlDocument], data: dict[str, Any]) -> li
             bad("purposes", ("derivative_flows", fid, "source"), f"unknown dataset {f['source']!r}")
         if f["purpose"] not in purposes["purposes"]:
             bad("purposes", ("derivative_flows", fid, "purpose"), f"unknown purpose {f['purpose']!r}")
+    problems += _retention_and_flows(docs, data)
 
     tiers = data["tiers"]
     ranks: dict[int, str] = {}

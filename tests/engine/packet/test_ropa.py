@@ -22,6 +22,7 @@ from pypdf import PdfReader
 from slmgate.engine import load_bundle
 from slmgate.engine.packet._ropa import (
     CSV_COLUMNS,
+    CSV_SEPARATOR,
     check_processing,
     packet_extract,
     processing_record,
@@ -89,17 +90,23 @@ def test_a_transfer_outside_residency_without_safeguard_is_named(data: dict[str,
         check_processing(bad)
     bad["subprocessors"]["subprocessors"]["us-annotators"]["transfer_safeguard"] = "EU SCCs 2021/914"
     check_processing(bad)
-    routing = next(a for a in processing_record(bad, {}, as_of=AS_OF, bundle_digest="x",
-                                                policy_revision=None)["activities"]
-                   if a["id"] == "ticket_routing")
+    activities = {a["id"]: a for a in processing_record(bad, {}, as_of=AS_OF, bundle_digest="x",
+                                                       policy_revision=None)["activities"]}
+    # declared but reached by no flow: no recipient of any activity, no transfer
+    assert not any("us-annotators" in x for a in activities.values() for x in a["recipients"])
+    bad["purposes"]["flows"]["us_labelling"] = {"from": "live_tickets", "to": "us-annotators",
+                                                "access_role": "labeller", "description": "x"}
+    routing = {a["id"]: a for a in processing_record(bad, {}, as_of=AS_OF, bundle_digest="x",
+                                                    policy_revision=None)["activities"]}["ticket_routing"]
     assert routing["transfers"] == ["us-annotators: us (ticket_text) — safeguard: EU SCCs 2021/914"]
 
 
 def test_csv_is_rfc4180_one_row_per_activity(data: dict[str, Any], trust: dict[str, Any]) -> None:
     r = record(data, trust)
     raw = ropa_csv(r)
-    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: spreadsheets detect UTF-8
-    text = raw.decode("utf-8-sig")
+    assert not raw.startswith(b"\xef\xbb\xbf")  # no BOM unless asked for
+    assert ropa_csv(r, bom=True) == b"\xef\xbb\xbf" + raw  # --bom, for spreadsheets
+    text = raw.decode("utf-8")
     assert "\r\n" in text
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert rows[0] == list(CSV_COLUMNS)
@@ -111,6 +118,76 @@ def test_csv_is_rfc4180_one_row_per_activity(data: dict[str, Any], trust: dict[s
     assert routing["dpo_contact"] == data["charter"]["controller"]["dpo"]
     assert "Example GPU Cloud SE" in routing["recipients"]  # commas and semicolons survive quoting
     assert routing["third_country_transfers"] == "none"
+    assert routing["joint_controllers"] == "none" and routing["eu_representative"] == "none"
+    # several values: one per line in the cell, and no value holds the separator
+    for row in rows[1:]:
+        for column, cell in zip(CSV_COLUMNS, row, strict=True):
+            values = cell.split(CSV_SEPARATOR)
+            assert all(v.strip() == v and v for v in values), (column, cell)
+    assert routing["recipients"].split(CSV_SEPARATOR) == r["activities"][1]["recipients"]
+
+
+def test_a_value_with_the_csv_separator_is_refused(data: dict[str, Any], trust: dict[str, Any]) -> None:
+    bad = copy.deepcopy(data)
+    bad["purposes"]["purposes"]["ticket_routing"]["data_subjects"] = ["customers\nand agents"]
+    with pytest.raises(InputError, match=r"activity ticket_routing, column data_subjects"):
+        ropa_csv(record(bad, trust))
+
+
+def test_joint_controllers_and_representative_in_every_format(
+        data: dict[str, Any], trust: dict[str, Any], tmp_path: Path) -> None:
+    r = record(data, trust)
+    assert r["joint_controllers"] == "none" and r["eu_representative"] == "none"
+    named = copy.deepcopy(data)
+    named["charter"]["joint_controllers"] = [
+        {"name": "Example Holding AG", "contact": "privacy@holding.example",
+         "responsibilities": "decides the retention of support data"}]
+    named["charter"]["eu_representative"] = {"name": "EU Rep GmbH", "contact": "rep@eu.example"}
+    n = record(named, trust)
+    assert json.loads(ropa_json(n))["eu_representative"]["name"] == "EU Rep GmbH"
+    text = ropa_csv(n).decode()
+    assert "Example Holding AG <privacy@holding.example> (decides the retention" in text
+    assert "EU Rep GmbH <rep@eu.example>" in text
+    render_ropa_pdf(n, tmp_path / "ropa.pdf", AS_OF)
+    pdf = " ".join(" ".join(p.extract_text() for p in PdfReader(tmp_path / "ropa.pdf").pages).split())
+    assert "Joint controllers Example Holding AG" in pdf and "EU representative (Art. 27) EU Rep GmbH" in pdf
+    render_ropa_pdf(r, tmp_path / "none.pdf", AS_OF)
+    pdf = " ".join(PdfReader(tmp_path / "none.pdf").pages[0].extract_text().split())
+    assert "Joint controllers none" in pdf and "EU representative (Art. 27) none" in pdf
+
+
+def test_recipients_come_from_declared_flows(data: dict[str, Any], trust: dict[str, Any]) -> None:
+    activities = {a["id"]: a for a in record(data, trust)["activities"]}
+    serving, training = activities["ticket_routing"], activities["model_improvement"]
+    # the serving path: the GPU cloud reads live tickets; the labelling vendor is not on it
+    assert any(x.startswith("Example GPU Cloud SE (eu-gpu-cloud; processor") and
+               "reads live_tickets as inference-host" in x for x in serving["recipients"])
+    assert not any("labelling-vendor" in x or "artifact-registry" in x for x in serving["recipients"])
+    assert any(x.startswith("support-leads (internal; reads live_tickets") for x in serving["recipients"])
+    # the labelling vendor appears under the activity whose flow reaches it
+    assert any("labelling-vendor" in x and "reads tickets_scrubbed as labeller" in x
+               for x in training["recipients"])
+    assert any("artifact-registry" in x for x in training["recipients"])
+
+
+def test_a_dataset_kept_longer_than_its_purpose_is_refused_naming_both(
+        data: dict[str, Any], session_world: World, tmp_path: Path) -> None:
+    bad = copy.deepcopy(data)
+    bad["purposes"]["datasets"]["golden_sets"]["retention_days"] = 1825
+    with pytest.raises(InputError, match=r"datasets\.golden_sets\.retention_days: dataset golden_sets "
+                                         r"is kept 1825 days, longer than the 365 days of its purpose "
+                                         r"model_improvement"):
+        check_processing(bad)
+    broken = tmp_path / "policies"
+    shutil.copytree(session_world.policies, broken, ignore=shutil.ignore_patterns(".git"))
+    text = (broken / "purposes.yaml").read_text().replace("retention_days: 180", "retention_days: 400")
+    (broken / "purposes.yaml").write_text(text)
+    out = run("--policies", broken, "--format", "json")
+    assert out.returncode == 2 and out.stdout == b""
+    assert b"purposes.yaml" in out.stderr
+    assert (b"derivative_flows.logged_prompts_for_distillation.retention_days: derivative flow "
+            b"logged_prompts_for_distillation is kept 400 days, longer than the 365 days of its "
+            b"purpose model_improvement") in out.stderr
 
 
 def test_json_round_trips(data: dict[str, Any], trust: dict[str, Any]) -> None:
@@ -156,7 +233,11 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
 def test_cli_writes_csv_and_refuses_a_dataset_without_purpose(session_world: World, tmp_path: Path) -> None:
     ok = run("--policies", session_world.policies, "--format", "csv", "--as-of", "2026-11-20T12:00:00Z")
     assert ok.returncode == 0, ok.stderr
-    assert len(list(csv.reader(io.StringIO(ok.stdout.decode("utf-8-sig"), newline="")))) >= 3
+    assert len(list(csv.reader(io.StringIO(ok.stdout.decode("utf-8"), newline="")))) >= 3
+    assert not ok.stdout.startswith(b"\xef\xbb\xbf")
+    with_bom = run("--policies", session_world.policies, "--format", "csv", "--bom",
+                   "--as-of", "2026-11-20T12:00:00Z")
+    assert with_bom.stdout == b"\xef\xbb\xbf" + ok.stdout
     broken = tmp_path / "policies"
     shutil.copytree(session_world.policies, broken, ignore=shutil.ignore_patterns(".git"))
     doc = yaml.safe_load((broken / "purposes.yaml").read_text())
