@@ -65,12 +65,14 @@ def test_a_key_pair_round_trips_through_its_files(tmp_path: Path, algorithm: str
     assert key.public_key.verifies(loaded.sign(MESSAGE), MESSAGE)
 
 
-def test_rewriting_a_private_key_keeps_it_private(tmp_path: Path) -> None:
+@pytest.mark.parametrize("existing", ["k.key", "k.pub"])
+def test_a_key_pair_never_replaces_a_file(tmp_path: Path, existing: str) -> None:
     private, public = tmp_path / "k.key", tmp_path / "k.pub"
-    private.write_text("old")
-    private.chmod(0o644)
-    write_key_pair(SigningKey.generate(), private, public)
-    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    (tmp_path / existing).write_text("old")
+    with pytest.raises(FileExistsError, match=existing):
+        write_key_pair(SigningKey.generate(), private, public)
+    assert (tmp_path / existing).read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == [existing]  # nothing written
 
 
 def _pem_public(key: object) -> bytes:
