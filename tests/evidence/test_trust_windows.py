@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from slmgate.engine import load_bundle
-from slmgate.evidence import TrustPolicy, verify_envelope
+from slmgate.evidence import TrustPolicy, format_time, verify_envelope
 from slmgate.evidence._trust import VerificationResult
 from slmgate.evidence.errors import (
     FutureEvidenceError,
@@ -67,8 +67,8 @@ def test_a_key_signs_only_inside_its_window(world: World, trust: TrustPolicy, is
     raw = _eval_at(world, issued)
     if verifies:
         assert [s.name for s in _verify(world, policy, raw).signers] == ["eval-harness"]
-    else:
-        with pytest.raises(KeyNotValidError, match="eval-harness"):
+    else:  # refused for the claimed issue time, before the verification time is considered
+        with pytest.raises(KeyNotValidError, match=f"eval-harness not valid at {format_time(issued)}$"):
             _verify(world, policy, raw)
 
 
@@ -178,6 +178,24 @@ def test_an_identity_without_a_role_takes_its_name(world: World) -> None:
     del doc["identities"]["ml-lead"]["role"]
     policy = TrustPolicy.from_document(doc, base_dir=world.policies, source="trust.yaml")
     assert next(i for i in policy.identities if i.name == "ml-lead").role == "ml-lead"
+
+
+@pytest.mark.parametrize("email", ["dana.example.com", 42, ["dana@example.com"]])
+def test_an_identity_email_that_is_not_an_address_is_refused(world: World, email: object) -> None:
+    """The e-mail is what separation of duties compares with the requester: a malformed one
+    must be refused, never crash the load or silently match nobody."""
+    doc = yaml.safe_load((world.policies / "trust.yaml").read_text())
+    doc["identities"]["ml-lead"]["email"] = email
+    with pytest.raises(InputError, match="expected an e-mail address") as caught:
+        TrustPolicy.from_document(doc, base_dir=world.policies, source="trust.yaml")
+    assert caught.value.field == "identities.ml-lead.email"
+
+
+def test_an_identity_email_is_read_in_lower_case(world: World) -> None:
+    doc = yaml.safe_load((world.policies / "trust.yaml").read_text())
+    doc["identities"]["ml-lead"]["email"] = " Dana@Example.COM "
+    policy = TrustPolicy.from_document(doc, base_dir=world.policies, source="trust.yaml")
+    assert next(i for i in policy.identities if i.name == "ml-lead").email == "dana@example.com"
 
 
 def test_the_verification_result_names_signer_role_and_subject(world: World, trust: TrustPolicy) -> None:
