@@ -300,3 +300,40 @@ def test_a_tier_that_needs_no_eval_does_not_check_its_baseline(bundle: PolicyBun
     decision = _decide(bundle, facts, data)
     assert "evidence.eval.baseline" not in {c["rule_id"] for c in decision["checks"]}
     assert decision["outcome"] == "approve"
+
+
+# ------------------------------------------------------------------ when serving is checked
+
+
+def _serving_silent(bundle: PolicyBundle) -> dict[str, Any]:
+    """Policy data in which nothing speaks of serving: no SLO, no tier requiring serving-config."""
+    data = copy.deepcopy(bundle.data)
+    data["gates"]["serving"] = {}
+    data["tiers"]["tiers"]["automated"]["requires_evidence"] = ["weights-manifest", "eval-result"]
+    return data
+
+
+@pytest.mark.parametrize("speaks", [None, "tier", "request", "measurement", "slo"])
+def test_the_serving_configuration_is_checked_whenever_anything_speaks_of_serving(
+        bundle: PolicyBundle, base_facts: dict[str, Any], speaks: str | None) -> None:
+    """A tier requiring serving-config, a stated serving config, a measured one or a serving
+    SLO each make the request/measurement match a check; with none of them there is none."""
+    data = _serving_silent(bundle)
+    facts = _facts(base_facts, serving={}, present=["weights-manifest", "eval-result"])
+    facts["request"]["deployment"].pop("serving")
+    if speaks == "tier":
+        data["tiers"]["tiers"]["automated"]["requires_evidence"].append("serving-config")
+    elif speaks == "request":
+        facts["request"]["deployment"]["serving"] = base_facts["request"]["deployment"]["serving"]
+    elif speaks == "measurement":
+        facts["evidence"]["serving"] = base_facts["evidence"]["serving"]
+    elif speaks == "slo":
+        data["gates"]["serving"] = {"latency_ms_p95": {"max": 50}}
+    decision = _decide(bundle, facts, data)
+    checked = {c["rule_id"] for c in decision["checks"]}
+    if speaks is None:
+        assert "evidence.serving.matches_request" not in checked
+        assert decision["outcome"] == "approve", decision["findings"]
+    else:
+        assert "evidence.serving.matches_request" in _blocking(decision)
+        assert decision["outcome"] == "deny"
