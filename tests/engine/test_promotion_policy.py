@@ -64,6 +64,61 @@ def _blocking(decision: dict[str, Any]) -> set[str]:
     return {f["rule_id"] for f in decision["findings"] if f["severity"] in ("deny", "review")}
 
 
+# ------------------------------------------------------------------ every check in its own words
+
+
+# Each family's message and the keys of its explain: regopy 1.5 binds a rule's unbound `msg` or
+# `explain` to another rule's, so a deleted line would otherwise pass with borrowed words.
+_OWN_WORDS = {
+    "request.change_classes": (r"change classes \[", {"change_classes"}, {"known"}),
+    "evidence.verified": (r"\d+ envelope\(s\) refused", {"rejected"}, set()),
+    "evidence.present": (r"the \w+ tier requires verified [\w-]+ evidence", {"present"},
+                         {"tier", "requires_evidence"}),
+    "evidence.eval.baseline": (r"the eval must compare", {"baseline_matches", "baseline"}, set()),
+    "evidence.subject.name": (r"the request promotes", {"requested", "signed", "names"}, set()),
+    "evidence.serving.matches_request": (r"serving configuration: \[", {"requested", "measured"},
+                                         {"fields"}),
+    "gate": (r"\w+ \w+ (moved|[\d.]+, (minimum|maximum))", {"metric"}, {"gate", "limit"}),
+    "slo": (r"latency_ms_p95 [\d.]+, maximum", {"latency_ms_p95", "device"}, {"slo", "limit"}),
+    "purpose.serving": (r"the deployment serves purpose", {"deployment"}, {"purposes"}),
+    "residency.region": (r"serving in \w+; data classes", {"region", "data_classes"}, {"residency"}),
+    "residency.regions": (r"the request names no serving region", {"deployment"}, set()),
+    "residency.subprocessor": (r"subprocessor [\w-]+ on the serving path", {"subprocessor", "data_classes"},
+                               {"subprocessor"}),
+    "purpose.training_data": (r"a retrain must name", {"training_data"}, set()),
+    "purpose.dataset": (r"training dataset \w+: \[", {"dataset"}, {"dataset"}),
+    "rollback.plan": (r"rollback plan: \[", {"rollback"}, {"rollback"}),
+    "approval.not_requester": (r"approvals by the requester", {"requested_by", "approvals"},
+                               {"requester_may_approve"}),
+    "approval.distinct_people": (r"one person counts for one role only", {"approvals"}, {"required"}),
+    "approval": (r"the \w+ tier needs \d+ [\w-]+ approval", {"approvals"}, {"tier", "required"}),
+    "policy.complete": (r"\d+ expected check\(s\) produced no result", set(), {"expected"}),
+}
+
+
+def _family(rule_id: str) -> str:
+    return next(f for f in sorted(_OWN_WORDS, key=len, reverse=True)
+                if rule_id == f or rule_id.startswith(f + "."))
+
+
+def test_every_check_explains_itself_in_its_own_words(bundle: PolicyBundle,
+                                                      base_facts: dict[str, Any]) -> None:
+    failing = copy.deepcopy(base_facts)
+    failing["evidence"]["present"] = []
+    failing["evidence"]["rejected"] = [{"ref": "e", "step": "signature", "reason": "x"}]
+    failing["request"]["training_data"] = [{"dataset": "scraped", "age_days": 1}]
+    failing["request"]["deployment"]["regions"] = ["us"]
+    seen = set()
+    for facts in [*_scenarios(base_facts), failing]:
+        for c in _decide(bundle, facts)["checks"]:
+            family = _family(c["rule_id"])
+            words, facts_keys, data_keys = _OWN_WORDS[family]
+            assert re.match(words, c["message"]), c
+            assert (set(c["explain"]["facts"]), set(c["explain"]["data"])) == (facts_keys, data_keys), c
+            seen.add(family)
+    assert seen == set(_OWN_WORDS)
+
+
 # ------------------------------------------------------------------ a minimum SLO
 
 
@@ -193,24 +248,6 @@ def _scenarios(base: dict[str, Any]) -> list[dict[str, Any]]:
     return [full, odd]
 
 
-def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
-        bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
-    source = bundle.rego_modules["promotion.rego"]
-    rules = _rules(source, "domain_checks contains")
-    assert len(rules) >= 12, "the rule heads were not found: has promotion.rego changed its layout?"
-    scenarios = _scenarios(base_facts)
-    for facts in scenarios:  # with every rule present, the net holds and nothing is missing
-        assert "policy.complete" not in _blocking(_decide(bundle, facts))
-    assert _decide(bundle, scenarios[0])["outcome"] == "approve"
-    missed = []
-    for first, last in rules:
-        rego = {**bundle.rego_modules, "promotion.rego": _without_lines(source, first, last)}
-        caught = [("policy.complete" in _blocking(_decide(bundle, facts, rego=rego))) for facts in scenarios]
-        if not any(caught):
-            missed.append(source.splitlines()[first])
-    assert not missed, f"deleting these rules went unnoticed by policy.complete: {missed}"
-
-
 def test_the_completeness_net_expects_every_kind_of_check(bundle: PolicyBundle) -> None:
     """One ``expected_checks`` rule per family of domain check, so none can vanish unnoticed."""
     source = bundle.rego_modules["promotion.rego"]
@@ -237,58 +274,6 @@ def test_every_check_explains_itself(bundle: PolicyBundle, base_facts: dict[str,
     messages = {f["rule_id"]: f["message"] for f in _decide(bundle, failing)["findings"]}
     assert messages["evidence.present.serving-config"] == \
         "the automated tier requires verified serving-config evidence"
-
-
-# Each family's message and the keys of its explain: regopy 1.5 binds a rule's unbound `msg` or
-# `explain` to another rule's, so a deleted line would otherwise pass with borrowed words.
-_OWN_WORDS = {
-    "request.change_classes": (r"change classes \[", {"change_classes"}, {"known"}),
-    "evidence.verified": (r"\d+ envelope\(s\) refused", {"rejected"}, set()),
-    "evidence.present": (r"the \w+ tier requires verified [\w-]+ evidence", {"present"},
-                         {"tier", "requires_evidence"}),
-    "evidence.eval.baseline": (r"the eval must compare", {"baseline_matches", "baseline"}, set()),
-    "evidence.subject.name": (r"the request promotes", {"requested", "signed", "names"}, set()),
-    "evidence.serving.matches_request": (r"serving configuration: \[", {"requested", "measured"},
-                                         {"fields"}),
-    "gate": (r"\w+ \w+ (moved|[\d.]+, (minimum|maximum))", {"metric"}, {"gate", "limit"}),
-    "slo": (r"latency_ms_p95 [\d.]+, maximum", {"latency_ms_p95", "device"}, {"slo", "limit"}),
-    "purpose.serving": (r"the deployment serves purpose", {"deployment"}, {"purposes"}),
-    "residency.region": (r"serving in \w+; data classes", {"region", "data_classes"}, {"residency"}),
-    "residency.regions": (r"the request names no serving region", {"deployment"}, set()),
-    "residency.subprocessor": (r"subprocessor [\w-]+ on the serving path", {"subprocessor", "data_classes"},
-                               {"subprocessor"}),
-    "purpose.training_data": (r"a retrain must name", {"training_data"}, set()),
-    "purpose.dataset": (r"training dataset \w+: \[", {"dataset"}, {"dataset"}),
-    "rollback.plan": (r"rollback plan: \[", {"rollback"}, {"rollback"}),
-    "approval.not_requester": (r"approvals by the requester", {"requested_by", "approvals"},
-                               {"requester_may_approve"}),
-    "approval.distinct_people": (r"one person counts for one role only", {"approvals"}, {"required"}),
-    "approval": (r"the \w+ tier needs \d+ [\w-]+ approval", {"approvals"}, {"tier", "required"}),
-    "policy.complete": (r"\d+ expected check\(s\) produced no result", set(), {"expected"}),
-}
-
-
-def _family(rule_id: str) -> str:
-    return next(f for f in sorted(_OWN_WORDS, key=len, reverse=True)
-                if rule_id == f or rule_id.startswith(f + "."))
-
-
-def test_every_check_explains_itself_in_its_own_words(bundle: PolicyBundle,
-                                                      base_facts: dict[str, Any]) -> None:
-    failing = copy.deepcopy(base_facts)
-    failing["evidence"]["present"] = []
-    failing["evidence"]["rejected"] = [{"ref": "e", "step": "signature", "reason": "x"}]
-    failing["request"]["training_data"] = [{"dataset": "scraped", "age_days": 1}]
-    failing["request"]["deployment"]["regions"] = ["us"]
-    seen = set()
-    for facts in [*_scenarios(base_facts), failing]:
-        for c in _decide(bundle, facts)["checks"]:
-            family = _family(c["rule_id"])
-            words, facts_keys, data_keys = _OWN_WORDS[family]
-            assert re.match(words, c["message"]), c
-            assert (set(c["explain"]["facts"]), set(c["explain"]["data"])) == (facts_keys, data_keys), c
-            seen.add(family)
-    assert seen == set(_OWN_WORDS)
 
 
 def test_a_tier_that_needs_no_eval_does_not_check_its_baseline(bundle: PolicyBundle,
@@ -337,3 +322,22 @@ def test_the_serving_configuration_is_checked_whenever_anything_speaks_of_servin
     else:
         assert "evidence.serving.matches_request" in _blocking(decision)
         assert decision["outcome"] == "deny"
+
+
+# The most expensive test last: `make mutate` runs this file with -x.
+def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
+        bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    source = bundle.rego_modules["promotion.rego"]
+    rules = _rules(source, "domain_checks contains")
+    assert len(rules) >= 12, "the rule heads were not found: has promotion.rego changed its layout?"
+    scenarios = _scenarios(base_facts)
+    for facts in scenarios:  # with every rule present, the net holds and nothing is missing
+        assert "policy.complete" not in _blocking(_decide(bundle, facts))
+    assert _decide(bundle, scenarios[0])["outcome"] == "approve"
+    missed = []
+    for first, last in rules:
+        rego = {**bundle.rego_modules, "promotion.rego": _without_lines(source, first, last)}
+        caught = [("policy.complete" in _blocking(_decide(bundle, facts, rego=rego))) for facts in scenarios]
+        if not any(caught):
+            missed.append(source.splitlines()[first])
+    assert not missed, f"deleting these rules went unnoticed by policy.complete: {missed}"

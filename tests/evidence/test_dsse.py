@@ -243,3 +243,19 @@ def test_every_byte_position_flipped_never_verifies_other_content(which: str) ->
     raw = SIGNED[which]
     for position in range(len(raw)):
         _assert_mutation_is_harmless(raw, position, raw[position] ^ 0x01)
+
+
+def test_sixteen_signatures_are_the_most_an_envelope_may_carry() -> None:
+    doc = json.loads(sign_envelope(PAYLOAD, [ED]).to_json())
+    doc["signatures"] = [doc["signatures"][0]] * 16
+    env = Envelope.from_json(json.dumps(doc).encode())
+    assert len(env.signatures) == 16
+    assert [k.keyid for k in env.keys_that_signed([ED.public_key])] == [ED.keyid]
+
+
+def test_a_signature_without_a_keyid_carries_no_hint() -> None:
+    doc = json.loads(sign_envelope(PAYLOAD, [ED]).to_json())
+    del doc["signatures"][0]["keyid"]
+    env = Envelope.from_json(json.dumps(doc).encode())
+    assert env.signatures[0].keyid == ""
+    assert json.loads(env.to_json())["signatures"][0]["keyid"] == ""
