@@ -324,6 +324,24 @@ def test_the_serving_configuration_is_checked_whenever_anything_speaks_of_servin
         assert decision["outcome"] == "deny"
 
 
+@pytest.mark.parametrize("side, problem", [
+    ("request", "the request does not state the serving configuration it deploys (deployment.serving)"),
+    ("evidence", "no verified serving-config measured it"),
+])
+def test_a_missing_serving_side_is_the_only_serving_problem(bundle: PolicyBundle, base_facts: dict[str, Any],
+                                                           side: str, problem: str) -> None:
+    """Without one side there is nothing to compare field by field: the message says what is
+    missing, not five fields of null."""
+    facts = _facts(base_facts)
+    if side == "request":
+        facts["request"]["deployment"].pop("serving")
+    else:
+        facts["evidence"]["serving"] = {}
+    finding = next(f for f in _decide(bundle, facts)["findings"]
+                   if f["rule_id"] == "evidence.serving.matches_request")
+    assert finding["message"] == f'serving configuration: ["{problem}"]'
+
+
 # The most expensive test last: `make mutate` runs this file with -x.
 def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
         bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:

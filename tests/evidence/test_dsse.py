@@ -77,6 +77,7 @@ def test_url_safe_and_unpadded_base64_are_accepted() -> None:
     (lambda d: d.update(payloadType=7), "payloadType"),
     (lambda d: d.update(payload=7), "payload must be a base64 string"),
     (lambda d: d["signatures"][0].update(sig=None), r"signatures\[0\].sig must be a base64 string"),
+    (lambda d: d["signatures"][0].update(keyid=7), r"signatures\[0\].keyid must be a string"),
     (lambda d: d.update(signatures=[d["signatures"][0]] * 17), "at most 16 signatures"),
 ])
 def test_malformed_envelopes_are_refused_with_a_reason(mutate, message) -> None:  # type: ignore[no-untyped-def]
