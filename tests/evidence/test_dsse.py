@@ -260,3 +260,8 @@ def test_a_signature_without_a_keyid_carries_no_hint() -> None:
     env = Envelope.from_json(json.dumps(doc).encode())
     assert env.signatures[0].keyid == ""
     assert json.loads(env.to_json())["signatures"][0]["keyid"] == ""
+
+
+def test_signing_needs_at_least_one_key() -> None:
+    with pytest.raises(ValueError, match="at least one signing key"):
+        sign_envelope(PAYLOAD, [])
