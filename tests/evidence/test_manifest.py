@@ -297,3 +297,24 @@ def test_a_file_that_shrinks_while_hashing_is_refused(tmp_path: Path, algorithm:
 def test_chunk_size_must_be_positive(model: Path) -> None:
     with pytest.raises(InputError, match="chunk size"):
         hash_model_dir(model, chunk_size=0)
+
+
+@pytest.mark.parametrize("diff", [ManifestDiff(("x",), (), ()), ManifestDiff((), ("x",), ()),
+                                  ManifestDiff((), (), ("x",))])
+def test_any_one_kind_of_difference_is_a_difference(diff: ManifestDiff) -> None:
+    """An extra file alone, a missing one alone or a changed one alone must fail a weights check."""
+    assert diff
+    assert not ManifestDiff((), (), ())
+    assert diff.to_json() == {"extra": list(diff.extra), "missing": list(diff.missing),
+                              "changed": list(diff.changed)}
+
+
+def test_a_sharded_file_with_colons_in_its_name_round_trips(tmp_path: Path) -> None:
+    """Shard names are ``path:start:end``; the path itself may hold colons."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "weights:v2:final.bin").write_bytes(bytes(range(256)) * 10)
+    manifest = hash_model_dir(tmp_path / "m", shard_size=1000)
+    assert [r.name for r in manifest.resources][:2] == ["weights:v2:final.bin:0:1000",
+                                                        "weights:v2:final.bin:1000:2000"]
+    again = WeightsManifest.from_predicate(manifest.model_name, manifest.to_predicate("2026-11-20T12:00:00Z"))
+    assert again == manifest and not manifest.diff(again)
