@@ -318,3 +318,18 @@ def test_a_sharded_file_with_colons_in_its_name_round_trips(tmp_path: Path) -> N
                                                         "weights:v2:final.bin:1000:2000"]
     again = WeightsManifest.from_predicate(manifest.model_name, manifest.to_predicate("2026-11-20T12:00:00Z"))
     assert again == manifest and not manifest.diff(again)
+
+
+def test_a_manifest_defaults_to_sha256_files_with_the_default_ignores(model: Path) -> None:
+    made = hash_model_dir(model)
+    plain = WeightsManifest(made.model_name, made.resources)
+    assert plain == made
+    assert plain.serialization["method"] == "files" and plain.serialization["hash_type"] == "sha256"
+
+
+def test_a_predicate_without_method_or_hash_type_reads_as_sha256_files(model: Path) -> None:
+    """model-signing may leave both out: absent means its defaults, not an error."""
+    made = hash_model_dir(model)
+    predicate = made.to_predicate("2026-11-20T12:00:00Z")
+    del predicate["serialization"]["method"], predicate["serialization"]["hash_type"]
+    assert WeightsManifest.from_predicate(made.model_name, predicate) == made
