@@ -333,3 +333,20 @@ def test_a_predicate_without_method_or_hash_type_reads_as_sha256_files(model: Pa
     predicate = made.to_predicate("2026-11-20T12:00:00Z")
     del predicate["serialization"]["method"], predicate["serialization"]["hash_type"]
     assert WeightsManifest.from_predicate(made.model_name, predicate) == made
+
+
+@pytest.mark.parametrize("serialization", [[], "files", None])
+def test_a_serialization_that_is_not_an_object_raises_type_error(model: Path, serialization: Any) -> None:
+    """TypeError, which verification turns into a refusal; never an AttributeError crash."""
+    predicate = hash_model_dir(model).to_predicate("2026-01-01T00:00:00Z")
+    predicate["serialization"] = serialization
+    with pytest.raises(TypeError, match="serialization must be an object"):
+        WeightsManifest.from_predicate("m", predicate)
+
+
+def test_a_shard_of_one_byte_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(b"abc")
+    manifest = hash_model_dir(tmp_path / "m", shard_size=1)
+    assert [r.name for r in manifest.resources] == ["w.bin:0:1", "w.bin:1:2", "w.bin:2:3"]
+    assert WeightsManifest.from_predicate("m", manifest.to_predicate("2026-01-01T00:00:00Z")) == manifest
