@@ -350,3 +350,38 @@ def test_a_shard_of_one_byte_is_allowed(tmp_path: Path) -> None:
     manifest = hash_model_dir(tmp_path / "m", shard_size=1)
     assert [r.name for r in manifest.resources] == ["w.bin:0:1", "w.bin:1:2", "w.bin:2:3"]
     assert WeightsManifest.from_predicate("m", manifest.to_predicate("2026-01-01T00:00:00Z")) == manifest
+
+
+def test_a_file_that_grows_while_hashing_is_refused(tmp_path: Path) -> None:
+    """Bytes appended while a file is hashed would be signed as absent: refused, never hashed."""
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"a" * 100)
+
+    def grow(done: int, total: int) -> None:
+        if done == total:  # the listed bytes are all read; the file grows before the size check
+            with (root / "a.bin").open("ab") as fh:
+                fh.write(b"more")
+
+    with pytest.raises(InputError, match=r"a\.bin: changed size while being hashed"):
+        hash_model_dir(root, workers=1, chunk_size=7, progress=grow)
+
+
+@pytest.mark.parametrize("ignore", [["/"], [""]])
+def test_an_empty_ignore_path_ignores_nothing(model: Path, ignore: list[str]) -> None:
+    """A misconfigured ignore path must never hide the whole model from the manifest."""
+    assert hash_model_dir(model, ignore_paths=ignore).resources == \
+        hash_model_dir(model, ignore_paths=()).resources
+
+
+def test_a_directory_that_cannot_be_listed_is_named(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scandir = os.scandir
+
+    def refuse(path: Any) -> Any:
+        if Path(path).name == "tokenizer":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    with pytest.raises(InputError, match=r"tokenizer: cannot list \(Permission denied\)"):
+        hash_model_dir(model)
