@@ -399,6 +399,7 @@ class Score:
     equivalent: list[Mutant] = field(default_factory=list)
     survivors: list[Mutant] = field(default_factory=list)
     killed_equivalents: list[Mutant] = field(default_factory=list)
+    timeouts: list[Mutant] = field(default_factory=list)  # counted as killed; see --timeout
 
     @property
     def score(self) -> float:
@@ -427,7 +428,7 @@ def run_target(target: Target, workspaces: Sequence[Workspace], timeout: float,
         with lock:
             ws = free.pop()
         try:
-            survived, _ = ws.run(target, mutant.apply(source), timeout)
+            survived, why = ws.run(target, mutant.apply(source), timeout)
         finally:
             with lock:
                 free.append(ws)
@@ -443,13 +444,17 @@ def run_target(target: Target, workspaces: Sequence[Workspace], timeout: float,
                 print(f"  SURVIVED {mutant.describe()}", flush=True)
             else:
                 score.killed += 1
+                if why == "timeout":  # an endless loop, or a machine too busy for --timeout
+                    score.timeouts.append(mutant)
+                    print(f"  TIMED OUT (counted as killed) {mutant.describe()}", flush=True)
                 if listed:
                     score.killed_equivalents.append(mutant)
 
     with ThreadPoolExecutor(max_workers=len(workspaces)) as pool:
         list(pool.map(one, mutants))
-    print(f"  {target.path}: {score.killed}/{score.mutants} killed, {len(score.equivalent)} equivalent, "
-          f"{len(score.survivors)} surviving ({time.monotonic() - started:.0f} s)", flush=True)
+    print(f"  {target.path}: {score.killed}/{score.mutants} killed ({len(score.timeouts)} by timeout), "
+          f"{len(score.equivalent)} equivalent, {len(score.survivors)} surviving "
+          f"({time.monotonic() - started:.0f} s)", flush=True)
     return score
 
 
@@ -481,17 +486,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"==> {target.path}", flush=True)
             scores.append(run_target(target, workspaces, args.timeout, equivalents, args.line or ()))
     failed = False
-    print("\n| target | mutants | killed | equivalent | surviving | score (killed / non-equivalent) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| target | mutants | killed | of which timed out | equivalent | surviving "
+          "| score (killed / non-equivalent) |")
+    print("|---|---|---|---|---|---|---|")
     for s in scores:
-        print(f"| {s.target} | {s.mutants} | {s.killed} | {len(s.equivalent)} | {len(s.survivors)} "
+        print(f"| {s.target} | {s.mutants} | {s.killed} | {len(s.timeouts)} | {len(s.equivalent)} "
+              f"| {len(s.survivors)} "
               f"| {s.score:.1f} % |")
         failed |= s.score < args.goal or bool(s.survivors)
     for s in scores:
         for m in s.survivors:
             print(f"not listed as equivalent: {m.describe()}")
         for m in s.killed_equivalents:
-            print(f"listed as equivalent but killed (remove it from {EQUIVALENTS.name}): {m.describe()}")
+            how = " by timeout: recheck it with --line on a quiet machine" if m in s.timeouts else ""
+            print(f"listed as equivalent but killed{how} (remove it from {EQUIVALENTS.name}): "
+                  f"{m.describe()}")
     return 1 if failed else 0
 
 
