@@ -385,3 +385,24 @@ def test_a_directory_that_cannot_be_listed_is_named(model: Path, monkeypatch: py
     monkeypatch.setattr(os, "scandir", refuse)
     with pytest.raises(InputError, match=r"tokenizer: cannot list \(Permission denied\)"):
         hash_model_dir(model)
+
+
+@pytest.mark.parametrize("swap, message", [
+    ("remove", r"b\.bin: cannot open \(No such file or directory\)"),
+    ("directory", r"b\.bin: no longer a regular file"),
+])
+def test_a_file_swapped_after_listing_is_refused(tmp_path: Path, swap: str, message: str) -> None:
+    """Between listing and hashing a file can go, or become something else: a clear refusal."""
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"a" * 10_000)  # the bigger file is hashed first
+    (root / "b.bin").write_bytes(b"b" * 1_000)
+
+    def swap_b(done: int, total: int) -> None:
+        if (root / "b.bin").is_file():
+            (root / "b.bin").unlink()
+            if swap == "directory":
+                (root / "b.bin").mkdir()
+
+    with pytest.raises(InputError, match=message):
+        hash_model_dir(root, workers=1, chunk_size=4096, progress=swap_b)
