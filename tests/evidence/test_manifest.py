@@ -406,3 +406,20 @@ def test_a_file_swapped_after_listing_is_refused(tmp_path: Path, swap: str, mess
 
     with pytest.raises(InputError, match=message):
         hash_model_dir(root, workers=1, chunk_size=4096, progress=swap_b)
+
+
+def test_a_read_error_is_refused_never_hashed_as_a_shorter_file(model: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An I/O error mid-file must not leave the digest of the bytes read so far."""
+    pread = os.pread
+    calls = []
+
+    def failing(fd: int, n: int, offset: int) -> bytes:
+        calls.append(offset)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        return pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", failing)
+    with pytest.raises(InputError, match=r"cannot read \(Input/output error\)"):
+        hash_model_dir(model, workers=1, chunk_size=7)
