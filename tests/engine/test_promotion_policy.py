@@ -342,6 +342,26 @@ def test_a_missing_serving_side_is_the_only_serving_problem(bundle: PolicyBundle
     assert finding["message"] == f'serving configuration: ["{problem}"]'
 
 
+def test_separation_of_duties_holds_when_the_tier_data_omits_it(bundle: PolicyBundle,
+                                                                 base_facts: dict[str, Any]) -> None:
+    """The loader fills in `requester_may_approve: false` and `distinct_approvers: true`; data
+    given to the policy another way (an OPA server) may not. The Rego's own defaults must be
+    just as strict: no self-approval, one person for one role."""
+    data = copy.deepcopy(bundle.data)
+    tier = data["tiers"]["tiers"]["human_signoff"]
+    del tier["requester_may_approve"], tier["distinct_approvers"]
+    facts = _facts(base_facts, present=[*base_facts["evidence"]["present"], "rollback-plan"])
+    facts["request"]["change_classes"] = ["model_family_change"]
+    facts["request"]["requested_by"] = "grace@example.com"
+    facts["evidence"]["approvals"] = [
+        {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": "ada@example.com"},
+        {"role": "release-manager", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
+    assert _blocking(_decide(bundle, facts, data)) == {"approval.not_requester", "approval.release-manager"}
+    facts["request"]["requested_by"] = "someone@example.com"
+    facts["evidence"]["approvals"][1].update(signer="ada", email="ada@example.com")
+    assert _blocking(_decide(bundle, facts, data)) == {"approval.distinct_people"}
+
+
 # The most expensive test last: `make mutate` runs this file with -x.
 def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
         bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
