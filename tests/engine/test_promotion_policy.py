@@ -362,6 +362,19 @@ def test_separation_of_duties_holds_when_the_tier_data_omits_it(bundle: PolicyBu
     assert _blocking(_decide(bundle, facts, data)) == {"approval.distinct_people"}
 
 
+def test_a_tier_may_let_the_requester_approve(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["human_signoff"]["requester_may_approve"] = True
+    facts = _facts(base_facts, present=[*base_facts["evidence"]["present"], "rollback-plan"])
+    facts["request"]["change_classes"] = ["model_family_change"]
+    facts["request"]["requested_by"] = "grace@example.com"
+    facts["evidence"]["approvals"] = [
+        {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": "ada@example.com"},
+        {"role": "release-manager", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
+    decision = _decide(bundle, facts, data)
+    assert decision["outcome"] == "approve", decision["findings"]
+
+
 # The most expensive test last: `make mutate` runs this file with -x.
 def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
         bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:

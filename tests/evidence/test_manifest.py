@@ -423,3 +423,9 @@ def test_a_read_error_is_refused_never_hashed_as_a_shorter_file(model: Path,
     monkeypatch.setattr(os, "pread", failing)
     with pytest.raises(InputError, match=r"cannot read \(Input/output error\)"):
         hash_model_dir(model, workers=1, chunk_size=7)
+
+
+def test_a_chunk_of_one_byte_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(b"abc")
+    assert hash_model_dir(tmp_path / "m", chunk_size=1) == hash_model_dir(tmp_path / "m")
