@@ -375,6 +375,19 @@ def test_a_tier_may_let_the_requester_approve(bundle: PolicyBundle, base_facts: 
     assert decision["outcome"] == "approve", decision["findings"]
 
 
+def test_an_approval_without_an_email_is_never_the_requesters(bundle: PolicyBundle,
+                                                               base_facts: dict[str, Any]) -> None:
+    """Only an e-mail string can match the requester: a null e-mail against a null requester
+    is not a self-approval."""
+    facts = _facts(base_facts, present=[*base_facts["evidence"]["present"], "rollback-plan"])
+    facts["request"]["change_classes"] = ["model_family_change"]
+    facts["request"]["requested_by"] = None
+    facts["evidence"]["approvals"] = [
+        {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": None},
+        {"role": "release-manager", "signer": "grace", "request_bound": True, "email": None}]
+    assert "approval.not_requester" not in _blocking(_decide(bundle, facts))
+
+
 # The most expensive test last: `make mutate` runs this file with -x.
 def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
         bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
