@@ -356,7 +356,10 @@ def test_separation_of_duties_holds_when_the_tier_data_omits_it(bundle: PolicyBu
     facts["evidence"]["approvals"] = [
         {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": "ada@example.com"},
         {"role": "release-manager", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
-    assert _blocking(_decide(bundle, facts, data)) == {"approval.not_requester", "approval.release-manager"}
+    decision = _decide(bundle, facts, data)
+    assert _blocking(decision) == {"approval.not_requester", "approval.release-manager"}
+    explained = next(c for c in decision["checks"] if c["rule_id"] == "approval.not_requester")
+    assert explained["explain"]["data"] == {"requester_may_approve": False}
     facts["request"]["requested_by"] = "someone@example.com"
     facts["evidence"]["approvals"][1].update(signer="ada", email="ada@example.com")
     assert _blocking(_decide(bundle, facts, data)) == {"approval.distinct_people"}
@@ -386,6 +389,19 @@ def test_an_approval_without_an_email_is_never_the_requesters(bundle: PolicyBund
         {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": None},
         {"role": "release-manager", "signer": "grace", "request_bound": True, "email": None}]
     assert "approval.not_requester" not in _blocking(_decide(bundle, facts))
+
+
+def test_a_tier_without_approvals_ignores_who_signed_one(bundle: PolicyBundle,
+                                                        base_facts: dict[str, Any]) -> None:
+    """The automated tier asks for no approval: a stray one by the requester changes nothing."""
+    facts = _facts(base_facts)
+    facts["request"]["requested_by"] = "grace@example.com"
+    facts["evidence"]["approvals"] = [
+        {"role": "ml-lead", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
+    decision = _decide(bundle, facts)
+    assert decision["outcome"] == "approve", decision["findings"]
+    assert not {c["rule_id"] for c in decision["checks"]} & {"approval.not_requester",
+                                                               "approval.distinct_people"}
 
 
 # The most expensive test last: `make mutate` runs this file with -x.
