@@ -404,6 +404,45 @@ def test_a_tier_without_approvals_ignores_who_signed_one(bundle: PolicyBundle,
                                                                "approval.distinct_people"}
 
 
+def _signoff(base: dict[str, Any], classes: list[str], approvals: list[tuple[str, str]],
+             bound: bool = True) -> dict[str, Any]:
+    facts = _facts(base, present=[*base["evidence"]["present"], "rollback-plan"])
+    facts["request"]["change_classes"] = classes
+    facts["evidence"]["approvals"] = [
+        {"role": role, "signer": who, "request_bound": bound, "email": f"{who}@example.com"}
+        for role, who in approvals]
+    return facts
+
+
+def test_one_shortfall_of_people_is_reported_once(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    """privacy_review lists privacy-officer before ml-lead: the pair is one group, told once."""
+    facts = _signoff(base_facts, ["data_source_change"], [("privacy-officer", "ada"), ("ml-lead", "ada")])
+    finding = next(f for f in _decide(bundle, facts)["findings"]
+                   if f["rule_id"] == "approval.distinct_people")
+    assert finding["message"].count("need 2 distinct people, have 1") == 1, finding["message"]
+
+
+def test_three_roles_need_three_people_even_when_every_pair_has_two(bundle: PolicyBundle,
+                                                                   base_facts: dict[str, Any]) -> None:
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["human_signoff"]["approvals"] = [
+        {"role": r, "count": 1} for r in ("ml-lead", "privacy-officer", "release-manager")]
+    facts = _signoff(base_facts, ["model_family_change"], [
+        ("ml-lead", "ada"), ("privacy-officer", "bo"), ("release-manager", "ada"), ("release-manager", "bo")])
+    decision = _decide(bundle, facts, data)
+    assert _blocking(decision) == {"approval.distinct_people"}
+    assert "need 3 distinct people, have 2" in decision["findings"][0]["message"]
+
+
+def test_a_self_approval_for_another_request_is_not_reported_as_one(bundle: PolicyBundle,
+                                                                    base_facts: dict[str, Any]) -> None:
+    """It does not count either way; the finding is only for approvals bound to this request."""
+    facts = _signoff(base_facts, ["model_family_change"], [("release-manager", "grace")], bound=False)
+    facts["request"]["requested_by"] = "grace@example.com"
+    check = next(c for c in _decide(bundle, facts)["checks"] if c["rule_id"] == "approval.not_requester")
+    assert check["passed"] is True
+
+
 # The most expensive test last: `make mutate` runs this file with -x.
 def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
         bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
