@@ -75,6 +75,9 @@ def test_url_safe_and_unpadded_base64_are_accepted() -> None:
     (lambda d: d.update(payload="not base64!"), "not base64"),
     (lambda d: d["signatures"][0].update(sig="@@"), "not base64"),
     (lambda d: d.update(payloadType=7), "payloadType"),
+    (lambda d: d.update(payload=7), "payload must be a base64 string"),
+    (lambda d: d["signatures"][0].update(sig=None), r"signatures\[0\].sig must be a base64 string"),
+    (lambda d: d["signatures"][0].update(keyid=7), r"signatures\[0\].keyid must be a string"),
     (lambda d: d.update(signatures=[d["signatures"][0]] * 17), "at most 16 signatures"),
 ])
 def test_malformed_envelopes_are_refused_with_a_reason(mutate, message) -> None:  # type: ignore[no-untyped-def]
@@ -241,3 +244,24 @@ def test_every_byte_position_flipped_never_verifies_other_content(which: str) ->
     raw = SIGNED[which]
     for position in range(len(raw)):
         _assert_mutation_is_harmless(raw, position, raw[position] ^ 0x01)
+
+
+def test_sixteen_signatures_are_the_most_an_envelope_may_carry() -> None:
+    doc = json.loads(sign_envelope(PAYLOAD, [ED]).to_json())
+    doc["signatures"] = [doc["signatures"][0]] * 16
+    env = Envelope.from_json(json.dumps(doc).encode())
+    assert len(env.signatures) == 16
+    assert [k.keyid for k in env.keys_that_signed([ED.public_key])] == [ED.keyid]
+
+
+def test_a_signature_without_a_keyid_carries_no_hint() -> None:
+    doc = json.loads(sign_envelope(PAYLOAD, [ED]).to_json())
+    del doc["signatures"][0]["keyid"]
+    env = Envelope.from_json(json.dumps(doc).encode())
+    assert env.signatures[0].keyid == ""
+    assert json.loads(env.to_json())["signatures"][0]["keyid"] == ""
+
+
+def test_signing_needs_at_least_one_key() -> None:
+    with pytest.raises(ValueError, match="at least one signing key"):
+        sign_envelope(PAYLOAD, [])

@@ -3,6 +3,7 @@ it refuses (with the file named)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import stat
 from pathlib import Path
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from slmgate.evidence import SigningKey
-from slmgate.evidence._keys import PublicKey, write_key_pair
+from slmgate.evidence._keys import PublicKey, _create_new, write_key_pair
 from slmgate.evidence.errors import InputError
 
 MESSAGE = b"DSSEv1 28 application/vnd.in-toto+json 2 {}"
@@ -65,14 +66,34 @@ def test_a_key_pair_round_trips_through_its_files(tmp_path: Path, algorithm: str
     assert key.public_key.verifies(loaded.sign(MESSAGE), MESSAGE)
 
 
-def test_a_key_is_never_written_over_an_existing_file(tmp_path: Path) -> None:
+def test_the_public_key_file_is_world_readable_and_no_more(tmp_path: Path) -> None:
+    write_key_pair(SigningKey.generate(), tmp_path / "k.key", tmp_path / "k.pub")
+    assert stat.S_IMODE((tmp_path / "k.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "k.pub").stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("existing", ["k.key", "k.pub"])
+def test_a_key_pair_never_replaces_a_file(tmp_path: Path, existing: str) -> None:
     private, public = tmp_path / "k.key", tmp_path / "k.pub"
-    write_key_pair(SigningKey.generate(), private, public)
-    assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    before = private.read_bytes()
-    with pytest.raises(FileExistsError):
+    (tmp_path / existing).write_text("old")
+    with pytest.raises(FileExistsError, match=existing) as refused:
         write_key_pair(SigningKey.generate(), private, public)
-    assert private.read_bytes() == before and stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert refused.value.errno == errno.EEXIST
+    assert (tmp_path / existing).read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == [existing]  # nothing written
+
+
+def test_a_key_file_is_never_created_through_a_link_or_over_a_file(tmp_path: Path) -> None:
+    """``_create_new`` itself (the check in ``write_key_pair`` can race with an attacker)."""
+    (tmp_path / "there").write_text("old")
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")  # dangling: O_CREAT would follow it
+    for name in ("there", "link"):
+        with pytest.raises(FileExistsError, match=f"already exists: .*{name}") as refused:
+            _create_new(tmp_path / name, b"secret", 0o600)
+        assert refused.value.errno == errno.EEXIST
+    assert not (tmp_path / "nowhere").exists() and (tmp_path / "there").read_text() == "old"
+    with pytest.raises(FileNotFoundError):  # any other failure is raised as it is
+        _create_new(tmp_path / "missing" / "k.key", b"secret", 0o600)
 
 
 def _pem_public(key: object) -> bytes:
@@ -108,7 +129,8 @@ def test_a_missing_public_key_file_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("pem, message", [
     (b"not a key", "not an unencrypted PEM private key"),
     (_pem_private(ec.generate_private_key(ec.SECP256R1()), b"secret"), "not an unencrypted PEM private key"),
-    (_pem_private(rsa.generate_private_key(public_exponent=65537, key_size=1024)), "unsupported key type"),
+    (_pem_private(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+     "unsupported key type RSAPrivateKey"),  # named as read, not as its public half
     (_pem_private(ec.generate_private_key(ec.SECP384R1())), "unsupported key type"),
 ])
 def test_private_keys_slmgate_does_not_accept(tmp_path: Path, pem: bytes, message: str) -> None:

@@ -297,3 +297,135 @@ def test_a_file_that_shrinks_while_hashing_is_refused(tmp_path: Path, algorithm:
 def test_chunk_size_must_be_positive(model: Path) -> None:
     with pytest.raises(InputError, match="chunk size"):
         hash_model_dir(model, chunk_size=0)
+
+
+@pytest.mark.parametrize("diff", [ManifestDiff(("x",), (), ()), ManifestDiff((), ("x",), ()),
+                                  ManifestDiff((), (), ("x",))])
+def test_any_one_kind_of_difference_is_a_difference(diff: ManifestDiff) -> None:
+    """An extra file alone, a missing one alone or a changed one alone must fail a weights check."""
+    assert diff
+    assert not ManifestDiff((), (), ())
+    assert diff.to_json() == {"extra": list(diff.extra), "missing": list(diff.missing),
+                              "changed": list(diff.changed)}
+
+
+def test_a_sharded_file_with_colons_in_its_name_round_trips(tmp_path: Path) -> None:
+    """Shard names are ``path:start:end``; the path itself may hold colons."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "weights:v2:final.bin").write_bytes(bytes(range(256)) * 10)
+    manifest = hash_model_dir(tmp_path / "m", shard_size=1000)
+    assert [r.name for r in manifest.resources][:2] == ["weights:v2:final.bin:0:1000",
+                                                        "weights:v2:final.bin:1000:2000"]
+    again = WeightsManifest.from_predicate(manifest.model_name, manifest.to_predicate("2026-11-20T12:00:00Z"))
+    assert again == manifest and not manifest.diff(again)
+
+
+def test_a_manifest_defaults_to_sha256_files_with_the_default_ignores(model: Path) -> None:
+    made = hash_model_dir(model)
+    plain = WeightsManifest(made.model_name, made.resources)
+    assert plain == made
+    assert plain.serialization["method"] == "files" and plain.serialization["hash_type"] == "sha256"
+
+
+def test_a_predicate_without_method_or_hash_type_reads_as_sha256_files(model: Path) -> None:
+    """model-signing may leave both out: absent means its defaults, not an error."""
+    made = hash_model_dir(model)
+    predicate = made.to_predicate("2026-11-20T12:00:00Z")
+    del predicate["serialization"]["method"], predicate["serialization"]["hash_type"]
+    assert WeightsManifest.from_predicate(made.model_name, predicate) == made
+
+
+@pytest.mark.parametrize("serialization", [[], "files", None])
+def test_a_serialization_that_is_not_an_object_raises_type_error(model: Path, serialization: Any) -> None:
+    """TypeError, which verification turns into a refusal; never an AttributeError crash."""
+    predicate = hash_model_dir(model).to_predicate("2026-01-01T00:00:00Z")
+    predicate["serialization"] = serialization
+    with pytest.raises(TypeError, match="serialization must be an object"):
+        WeightsManifest.from_predicate("m", predicate)
+
+
+def test_a_shard_of_one_byte_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(b"abc")
+    manifest = hash_model_dir(tmp_path / "m", shard_size=1)
+    assert [r.name for r in manifest.resources] == ["w.bin:0:1", "w.bin:1:2", "w.bin:2:3"]
+    assert WeightsManifest.from_predicate("m", manifest.to_predicate("2026-01-01T00:00:00Z")) == manifest
+
+
+def test_a_file_that_grows_while_hashing_is_refused(tmp_path: Path) -> None:
+    """Bytes appended while a file is hashed would be signed as absent: refused, never hashed."""
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"a" * 100)
+
+    def grow(done: int, total: int) -> None:
+        if done == total:  # the listed bytes are all read; the file grows before the size check
+            with (root / "a.bin").open("ab") as fh:
+                fh.write(b"more")
+
+    with pytest.raises(InputError, match=r"a\.bin: changed size while being hashed"):
+        hash_model_dir(root, workers=1, chunk_size=7, progress=grow)
+
+
+@pytest.mark.parametrize("ignore", [["/"], [""]])
+def test_an_empty_ignore_path_ignores_nothing(model: Path, ignore: list[str]) -> None:
+    """A misconfigured ignore path must never hide the whole model from the manifest."""
+    assert hash_model_dir(model, ignore_paths=ignore).resources == \
+        hash_model_dir(model, ignore_paths=()).resources
+
+
+def test_a_directory_that_cannot_be_listed_is_named(model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scandir = os.scandir
+
+    def refuse(path: Any) -> Any:
+        if Path(path).name == "tokenizer":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    with pytest.raises(InputError, match=r"tokenizer: cannot list \(Permission denied\)"):
+        hash_model_dir(model)
+
+
+@pytest.mark.parametrize("swap, message", [
+    ("remove", r"b\.bin: cannot open \(No such file or directory\)"),
+    ("directory", r"b\.bin: no longer a regular file"),
+])
+def test_a_file_swapped_after_listing_is_refused(tmp_path: Path, swap: str, message: str) -> None:
+    """Between listing and hashing a file can go, or become something else: a clear refusal."""
+    root = tmp_path / "m"
+    root.mkdir()
+    (root / "a.bin").write_bytes(b"a" * 10_000)  # the bigger file is hashed first
+    (root / "b.bin").write_bytes(b"b" * 1_000)
+
+    def swap_b(done: int, total: int) -> None:
+        if (root / "b.bin").is_file():
+            (root / "b.bin").unlink()
+            if swap == "directory":
+                (root / "b.bin").mkdir()
+
+    with pytest.raises(InputError, match=message):
+        hash_model_dir(root, workers=1, chunk_size=4096, progress=swap_b)
+
+
+def test_a_read_error_is_refused_never_hashed_as_a_shorter_file(model: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An I/O error mid-file must not leave the digest of the bytes read so far."""
+    pread = os.pread
+    calls = []
+
+    def failing(fd: int, n: int, offset: int) -> bytes:
+        calls.append(offset)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        return pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", failing)
+    with pytest.raises(InputError, match=r"cannot read \(Input/output error\)"):
+        hash_model_dir(model, workers=1, chunk_size=7)
+
+
+def test_a_chunk_of_one_byte_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(b"abc")
+    assert hash_model_dir(tmp_path / "m", chunk_size=1) == hash_model_dir(tmp_path / "m")

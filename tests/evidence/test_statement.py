@@ -164,3 +164,10 @@ def test_strict_json_raises_the_callers_error() -> None:
     with pytest.raises(EnvelopeFormatError, match=r"^the envelope is not JSON as slmgate accepts it"):
         strict_json(b'{"a": 1, "a": 1}', EnvelopeFormatError, "the envelope")
     assert strict_json(b'{"a": [1, 2.5, null]}', EnvelopeFormatError, "x") == {"a": [1, 2.5, None]}
+
+
+def test_json_nested_past_the_parser_stack_is_refused_by_name() -> None:
+    """A signed payload of a million brackets must be a clear refusal, not a RecursionError."""
+    deep = b"[" * 1_000_000 + b"]" * 1_000_000
+    with pytest.raises(StatementFormatError, match=r"^payload is not JSON .*\(nested too deeply\)"):
+        Statement.parse(deep)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from slmgate.engine import load_bundle
-from slmgate.evidence import TrustPolicy, verify_envelope
+from slmgate.evidence import TrustPolicy, format_time, verify_envelope
 from slmgate.evidence._trust import VerificationResult
 from slmgate.evidence.errors import (
     FutureEvidenceError,
@@ -43,24 +43,14 @@ def _window(trust: TrustPolicy, valid_from: datetime | None, valid_until: dateti
         for i in trust.identities))
 
 
-def _verify(world: World, trust: TrustPolicy, raw: bytes, now: datetime | None = None) -> Any:
-    return verify_envelope(raw, trust, subject_sha256=world.candidate_sha,
-                           now=now or NOW + timedelta(days=1))
-
-
-def _inside(moment: datetime, valid_from: datetime | None, valid_until: datetime | None) -> datetime:
-    """A verification time inside the key's window and not before ``moment``, where one exists:
-    a key must be valid at verification too, so the issue-time bounds are tested apart."""
-    if valid_from and moment < valid_from:
-        moment = valid_from
-    if valid_until and moment > valid_until:
-        moment = valid_until
-    return moment
-
-
 # ------------------------------------------------------------------ key validity windows
 
 START, END = NOW - timedelta(days=3), NOW
+
+
+def _verify(world: World, trust: TrustPolicy, raw: bytes) -> Any:
+    # Verified at the window's end, so that the key is also valid at verification time.
+    return verify_envelope(raw, trust, subject_sha256=world.candidate_sha, now=END)
 
 
 @pytest.mark.parametrize("issued, verifies", [
@@ -75,12 +65,11 @@ def test_a_key_signs_only_inside_its_window(world: World, trust: TrustPolicy, is
                                             verifies: bool) -> None:
     policy = _window(trust, START, END)
     raw = _eval_at(world, issued)
-    now = _inside(issued, START, END)
     if verifies:
-        assert [s.name for s in _verify(world, policy, raw, now).signers] == ["eval-harness"]
-    else:
-        with pytest.raises(KeyNotValidError, match="eval-harness"):
-            _verify(world, policy, raw, now)
+        assert [s.name for s in _verify(world, policy, raw).signers] == ["eval-harness"]
+    else:  # refused for the claimed issue time, before the verification time is considered
+        with pytest.raises(KeyNotValidError, match=f"eval-harness not valid at {format_time(issued)}$"):
+            _verify(world, policy, raw)
 
 
 @pytest.mark.parametrize("valid_from, valid_until", [
@@ -89,15 +78,15 @@ def test_an_open_ended_window_bounds_only_one_side(world: World, trust: TrustPol
                                                   valid_from: datetime | None,
                                                   valid_until: datetime | None) -> None:
     policy = _window(trust, valid_from, valid_until)
-    assert _verify(world, policy, _eval_at(world, START), _inside(START, valid_from, valid_until)).signers
-    for issued, refused in ((START - SECOND, valid_from is not None),
-                            (END + SECOND, valid_until is not None)):
-        raw, now = _eval_at(world, issued), _inside(issued, valid_from, valid_until)
+    assert _verify(world, policy, _eval_at(world, START)).signers
+    early = _eval_at(world, START - SECOND)
+    late = _eval_at(world, END + SECOND)
+    for raw, refused in ((early, valid_from is not None), (late, valid_until is not None)):
         if refused:
             with pytest.raises(KeyNotValidError):
-                _verify(world, policy, raw, now)
+                _verify(world, policy, raw)
         else:
-            assert _verify(world, policy, raw, now).signers
+            assert _verify(world, policy, raw).signers
 
 
 def test_valid_at_is_inclusive_and_ignores_missing_bounds(trust: TrustPolicy) -> None:
@@ -189,6 +178,24 @@ def test_an_identity_without_a_role_takes_its_name(world: World) -> None:
     del doc["identities"]["ml-lead"]["role"]
     policy = TrustPolicy.from_document(doc, base_dir=world.policies, source="trust.yaml")
     assert next(i for i in policy.identities if i.name == "ml-lead").role == "ml-lead"
+
+
+@pytest.mark.parametrize("email", ["dana.example.com", 42, ["dana@example.com"]])
+def test_an_identity_email_that_is_not_an_address_is_refused(world: World, email: object) -> None:
+    """The e-mail is what separation of duties compares with the requester: a malformed one
+    must be refused, never crash the load or silently match nobody."""
+    doc = yaml.safe_load((world.policies / "trust.yaml").read_text())
+    doc["identities"]["ml-lead"]["email"] = email
+    with pytest.raises(InputError, match="expected an e-mail address") as caught:
+        TrustPolicy.from_document(doc, base_dir=world.policies, source="trust.yaml")
+    assert caught.value.field == "identities.ml-lead.email"
+
+
+def test_an_identity_email_is_read_in_lower_case(world: World) -> None:
+    doc = yaml.safe_load((world.policies / "trust.yaml").read_text())
+    doc["identities"]["ml-lead"]["email"] = " Dana@Example.COM "
+    policy = TrustPolicy.from_document(doc, base_dir=world.policies, source="trust.yaml")
+    assert next(i for i in policy.identities if i.name == "ml-lead").email == "dana@example.com"
 
 
 def test_the_verification_result_names_signer_role_and_subject(world: World, trust: TrustPolicy) -> None:

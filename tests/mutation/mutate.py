@@ -50,8 +50,10 @@ EQUIVALENTS = Path(__file__).with_name("equivalent.yaml")
 PACKAGES = ("engine", "evidence", "runtime", "policies", "templates")  # slmgate.<name> -> <name>/
 _COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "out", "__pycache__", "*.egg-info",
                                       ".pytest_cache", ".mypy_cache", ".ruff_cache")
-_PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header",
-           "-o", "addopts=", "--tb=no"]
+# Hypothesis's pytest plugin costs a second or more of imports per run; the tests that use
+# hypothesis import it themselves and run the same without the plugin.
+_PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           "-p", "no:hypothesispytest", "--no-header", "-o", "addopts=", "--tb=no"]
 _CLI = [sys.executable, "-m", "slmgate.engine.cli"]
 
 
@@ -80,7 +82,8 @@ TARGETS: tuple[Target, ...] = (
         "tests/evidence/test_keys.py", "tests/evidence/test_dsse.py"),)),
     Target("evidence/_manifest.py", (_pytest("tests/evidence/test_manifest.py"),)),
     Target("policies/rego/promotion.rego", (
-        (*_CLI, "policy", "check", "--policies", "{root}/_repo"),
+        # `slmgate policy check`, stopping at the first failing decision case
+        (sys.executable, "tests/mutation/policy_check_fast.py", "{root}/_repo"),
         _pytest("tests/engine/policy/test_promotion_policy.py"),
     ), mirrors=("_repo/rego/promotion.rego",)),
 )
@@ -396,6 +399,7 @@ class Score:
     equivalent: list[Mutant] = field(default_factory=list)
     survivors: list[Mutant] = field(default_factory=list)
     killed_equivalents: list[Mutant] = field(default_factory=list)
+    timeouts: list[Mutant] = field(default_factory=list)  # counted as killed; see --timeout
 
     @property
     def score(self) -> float:
@@ -424,7 +428,7 @@ def run_target(target: Target, workspaces: Sequence[Workspace], timeout: float,
         with lock:
             ws = free.pop()
         try:
-            survived, _ = ws.run(target, mutant.apply(source), timeout)
+            survived, why = ws.run(target, mutant.apply(source), timeout)
         finally:
             with lock:
                 free.append(ws)
@@ -440,13 +444,17 @@ def run_target(target: Target, workspaces: Sequence[Workspace], timeout: float,
                 print(f"  SURVIVED {mutant.describe()}", flush=True)
             else:
                 score.killed += 1
+                if why == "timeout":  # an endless loop, or a machine too busy for --timeout
+                    score.timeouts.append(mutant)
+                    print(f"  TIMED OUT (counted as killed) {mutant.describe()}", flush=True)
                 if listed:
                     score.killed_equivalents.append(mutant)
 
     with ThreadPoolExecutor(max_workers=len(workspaces)) as pool:
         list(pool.map(one, mutants))
-    print(f"  {target.path}: {score.killed}/{score.mutants} killed, {len(score.equivalent)} equivalent, "
-          f"{len(score.survivors)} surviving ({time.monotonic() - started:.0f} s)", flush=True)
+    print(f"  {target.path}: {score.killed}/{score.mutants} killed ({len(score.timeouts)} by timeout), "
+          f"{len(score.equivalent)} equivalent, {len(score.survivors)} surviving "
+          f"({time.monotonic() - started:.0f} s)", flush=True)
     return score
 
 
@@ -478,17 +486,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"==> {target.path}", flush=True)
             scores.append(run_target(target, workspaces, args.timeout, equivalents, args.line or ()))
     failed = False
-    print("\n| target | mutants | killed | equivalent | surviving | score (killed / non-equivalent) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| target | mutants | killed | of which timed out | equivalent | surviving "
+          "| score (killed / non-equivalent) |")
+    print("|---|---|---|---|---|---|---|")
     for s in scores:
-        print(f"| {s.target} | {s.mutants} | {s.killed} | {len(s.equivalent)} | {len(s.survivors)} "
+        print(f"| {s.target} | {s.mutants} | {s.killed} | {len(s.timeouts)} | {len(s.equivalent)} "
+              f"| {len(s.survivors)} "
               f"| {s.score:.1f} % |")
         failed |= s.score < args.goal or bool(s.survivors)
     for s in scores:
         for m in s.survivors:
             print(f"not listed as equivalent: {m.describe()}")
         for m in s.killed_equivalents:
-            print(f"listed as equivalent but killed (remove it from {EQUIVALENTS.name}): {m.describe()}")
+            how = " by timeout: recheck it with --line on a quiet machine" if m in s.timeouts else ""
+            print(f"listed as equivalent but killed{how} (remove it from {EQUIVALENTS.name}): "
+                  f"{m.describe()}")
     return 1 if failed else 0
 
 

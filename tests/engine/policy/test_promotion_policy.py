@@ -65,6 +65,65 @@ def _blocking(decision: dict[str, Any]) -> set[str]:
     return {f["rule_id"] for f in decision["findings"] if f["severity"] in ("deny", "review")}
 
 
+# ------------------------------------------------------------------ every check in its own words
+
+
+# Each family's message and the keys of its explain: regopy 1.5 binds a rule's unbound `msg` or
+# `explain` to another rule's, so a deleted line would otherwise pass with borrowed words.
+_OWN_WORDS = {
+    "request.change_classes": (r"change classes \[", {"change_classes"}, {"known"}),
+    "evidence.verified": (r"\d+ envelope\(s\) refused", {"rejected"}, set()),
+    "evidence.present": (r"the \w+ tier requires verified [\w-]+ evidence", {"present"},
+                         {"tier", "requires_evidence"}),
+    "evidence.eval.baseline": (r"the eval must compare", {"baseline_matches", "baseline"}, set()),
+    "evidence.subject.name": (r"the request promotes", {"requested", "signed", "names"}, set()),
+    "evidence.serving.matches_request": (r"serving configuration: \[", {"requested", "measured"},
+                                         {"fields"}),
+    "gate": (r"\w+ \w+ (moved|[\d.]+, (minimum|maximum))", {"metric"}, {"gate", "limit"}),
+    "slo": (r"latency_ms_p95 [\d.]+, maximum", {"latency_ms_p95", "device"}, {"slo", "limit"}),
+    "purpose.serving": (r"the deployment serves purpose", {"deployment"}, {"purposes"}),
+    "residency.region": (r"serving in \w+; data classes", {"region", "data_classes"}, {"residency"}),
+    "residency.regions": (r"the request names no serving region", {"deployment"}, set()),
+    "residency.subprocessor": (r"subprocessor [\w-]+ on the serving path", {"subprocessor", "data_classes"},
+                               {"subprocessor"}),
+    "purpose.training_data": (r"a retrain needs a verified training-run", {"run", "datasets"},
+                              {"change_classes"}),
+    "purpose.training_data.matches_provenance": (r"the request names training data",
+                                                 {"requested", "signed"}, set()),
+    "purpose.dataset": (r"training dataset \w+ \(sha256:\w+…\): \[", {"dataset"}, {"declared"}),
+    "rollback.plan": (r"rollback plan: \[", {"rollback"}, {"rollback"}),
+    "approval.not_requester": (r"approvals by the requester", {"requested_by", "approvals"},
+                               {"requester_may_approve"}),
+    "approval.distinct_people": (r"one person counts for one role only", {"approvals"}, {"required"}),
+    "approval": (r"the \w+ tier needs \d+ [\w-]+ approval", {"approvals"}, {"tier", "required"}),
+    "policy.complete": (r"\d+ expected check\(s\) produced no result", set(), {"expected"}),
+}
+
+
+def _family(rule_id: str) -> str:
+    return next(f for f in sorted(_OWN_WORDS, key=len, reverse=True)
+                if rule_id == f or rule_id.startswith(f + "."))
+
+
+def test_every_check_explains_itself_in_its_own_words(bundle: PolicyBundle,
+                                                      base_facts: dict[str, Any]) -> None:
+    failing = copy.deepcopy(base_facts)
+    failing["evidence"]["present"] = []
+    failing["evidence"]["rejected"] = [{"ref": "e", "step": "signature", "reason": "x"}]
+    failing["request"]["training_data"] = [{"dataset": "scraped", "oldest_record": "2026-01-01",
+                                            "age_days": 1}]
+    failing["request"]["deployment"]["regions"] = ["us"]
+    seen = set()
+    for facts in [*_scenarios(base_facts), failing]:
+        for c in _decide(bundle, facts)["checks"]:
+            family = _family(c["rule_id"])
+            words, facts_keys, data_keys = _OWN_WORDS[family]
+            assert re.match(words, c["message"]), c
+            assert (set(c["explain"]["facts"]), set(c["explain"]["data"])) == (facts_keys, data_keys), c
+            seen.add(family)
+    assert seen == set(_OWN_WORDS)
+
+
 # ------------------------------------------------------------------ a minimum SLO
 
 
@@ -194,24 +253,6 @@ def _scenarios(base: dict[str, Any]) -> list[dict[str, Any]]:
     return [full, odd]
 
 
-def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
-        bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
-    source = bundle.rego_modules["promotion.rego"]
-    rules = _rules(source, "domain_checks contains")
-    assert len(rules) >= 12, "the rule heads were not found: has promotion.rego changed its layout?"
-    scenarios = _scenarios(base_facts)
-    for facts in scenarios:  # with every rule present, the net holds and nothing is missing
-        assert "policy.complete" not in _blocking(_decide(bundle, facts))
-    assert _decide(bundle, scenarios[0])["outcome"] == "approve"
-    missed = []
-    for first, last in rules:
-        rego = {**bundle.rego_modules, "promotion.rego": _without_lines(source, first, last)}
-        caught = [("policy.complete" in _blocking(_decide(bundle, facts, rego=rego))) for facts in scenarios]
-        if not any(caught):
-            missed.append(source.splitlines()[first])
-    assert not missed, f"deleting these rules went unnoticed by policy.complete: {missed}"
-
-
 def test_the_completeness_net_expects_every_kind_of_check(bundle: PolicyBundle) -> None:
     """One ``expected_checks`` rule per family of domain check, so none can vanish unnoticed."""
     source = bundle.rego_modules["promotion.rego"]
@@ -228,7 +269,8 @@ def test_every_check_explains_itself(bundle: PolicyBundle, base_facts: dict[str,
     failing = copy.deepcopy(base_facts)
     failing["evidence"]["present"] = []
     failing["evidence"]["rejected"] = [{"ref": "e", "step": "signature", "reason": "x"}]
-    failing["request"]["training_data"] = [{"dataset": "scraped", "age_days": 1}]
+    failing["request"]["training_data"] = [{"dataset": "scraped", "oldest_record": "2026-01-01",
+                                            "age_days": 1}]
     failing["request"]["deployment"]["regions"] = ["us"]
     for facts in [*_scenarios(base_facts), failing]:
         decision = _decide(bundle, facts)
@@ -249,3 +291,178 @@ def test_a_tier_that_needs_no_eval_does_not_check_its_baseline(bundle: PolicyBun
     decision = _decide(bundle, facts, data)
     assert "evidence.eval.baseline" not in {c["rule_id"] for c in decision["checks"]}
     assert decision["outcome"] == "approve"
+
+
+# ------------------------------------------------------------------ when serving is checked
+
+
+def _serving_silent(bundle: PolicyBundle) -> dict[str, Any]:
+    """Policy data in which nothing speaks of serving: no SLO, no tier requiring serving-config."""
+    data = copy.deepcopy(bundle.data)
+    data["gates"]["serving"] = {}
+    data["tiers"]["tiers"]["automated"]["requires_evidence"] = ["weights-manifest", "eval-result"]
+    return data
+
+
+@pytest.mark.parametrize("speaks", [None, "tier", "request", "measurement", "slo"])
+def test_the_serving_configuration_is_checked_whenever_anything_speaks_of_serving(
+        bundle: PolicyBundle, base_facts: dict[str, Any], speaks: str | None) -> None:
+    """A tier requiring serving-config, a stated serving config, a measured one or a serving
+    SLO each make the request/measurement match a check; with none of them there is none."""
+    data = _serving_silent(bundle)
+    facts = _facts(base_facts, serving={}, present=["weights-manifest", "eval-result"])
+    facts["request"]["deployment"].pop("serving")
+    if speaks == "tier":
+        data["tiers"]["tiers"]["automated"]["requires_evidence"].append("serving-config")
+    elif speaks == "request":
+        facts["request"]["deployment"]["serving"] = base_facts["request"]["deployment"]["serving"]
+    elif speaks == "measurement":
+        facts["evidence"]["serving"] = base_facts["evidence"]["serving"]
+    elif speaks == "slo":
+        data["gates"]["serving"] = {"latency_ms_p95": {"max": 50}}
+    decision = _decide(bundle, facts, data)
+    checked = {c["rule_id"] for c in decision["checks"]}
+    if speaks is None:
+        assert "evidence.serving.matches_request" not in checked
+        assert decision["outcome"] == "approve", decision["findings"]
+    else:
+        assert "evidence.serving.matches_request" in _blocking(decision)
+        assert decision["outcome"] == "deny"
+
+
+@pytest.mark.parametrize("side, problem", [
+    ("request", "the request does not state the serving configuration it deploys (deployment.serving)"),
+    ("evidence", "no verified serving-config measured it"),
+])
+def test_a_missing_serving_side_is_the_only_serving_problem(bundle: PolicyBundle, base_facts: dict[str, Any],
+                                                           side: str, problem: str) -> None:
+    """Without one side there is nothing to compare field by field: the message says what is
+    missing, not five fields of null."""
+    facts = _facts(base_facts)
+    if side == "request":
+        facts["request"]["deployment"].pop("serving")
+    else:
+        facts["evidence"]["serving"] = {}
+    finding = next(f for f in _decide(bundle, facts)["findings"]
+                   if f["rule_id"] == "evidence.serving.matches_request")
+    assert finding["message"] == f'serving configuration: ["{problem}"]'
+
+
+def test_separation_of_duties_holds_when_the_tier_data_omits_it(bundle: PolicyBundle,
+                                                                 base_facts: dict[str, Any]) -> None:
+    """The loader fills in `requester_may_approve: false` and `distinct_approvers: true`; data
+    given to the policy another way (an OPA server) may not. The Rego's own defaults must be
+    just as strict: no self-approval, one person for one role."""
+    data = copy.deepcopy(bundle.data)
+    tier = data["tiers"]["tiers"]["human_signoff"]
+    del tier["requester_may_approve"], tier["distinct_approvers"]
+    facts = _facts(base_facts, present=[*base_facts["evidence"]["present"], "rollback-plan"])
+    facts["request"]["change_classes"] = ["model_family_change"]
+    facts["request"]["requested_by"] = "grace@example.com"
+    facts["evidence"]["approvals"] = [
+        {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": "ada@example.com"},
+        {"role": "release-manager", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
+    decision = _decide(bundle, facts, data)
+    assert _blocking(decision) == {"approval.not_requester", "approval.release-manager"}
+    explained = next(c for c in decision["checks"] if c["rule_id"] == "approval.not_requester")
+    assert explained["explain"]["data"] == {"requester_may_approve": False}
+    facts["request"]["requested_by"] = "someone@example.com"
+    facts["evidence"]["approvals"][1].update(signer="ada", email="ada@example.com")
+    assert _blocking(_decide(bundle, facts, data)) == {"approval.distinct_people"}
+
+
+def test_a_tier_may_let_the_requester_approve(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["human_signoff"]["requester_may_approve"] = True
+    facts = _facts(base_facts, present=[*base_facts["evidence"]["present"], "rollback-plan"])
+    facts["request"]["change_classes"] = ["model_family_change"]
+    facts["request"]["requested_by"] = "grace@example.com"
+    facts["evidence"]["approvals"] = [
+        {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": "ada@example.com"},
+        {"role": "release-manager", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
+    decision = _decide(bundle, facts, data)
+    assert decision["outcome"] == "approve", decision["findings"]
+
+
+def test_an_approval_without_an_email_is_never_the_requesters(bundle: PolicyBundle,
+                                                               base_facts: dict[str, Any]) -> None:
+    """Only an e-mail string can match the requester: a null e-mail against a null requester
+    is not a self-approval."""
+    facts = _facts(base_facts, present=[*base_facts["evidence"]["present"], "rollback-plan"])
+    facts["request"]["change_classes"] = ["model_family_change"]
+    facts["request"]["requested_by"] = None
+    facts["evidence"]["approvals"] = [
+        {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": None},
+        {"role": "release-manager", "signer": "grace", "request_bound": True, "email": None}]
+    assert "approval.not_requester" not in _blocking(_decide(bundle, facts))
+
+
+def test_a_tier_without_approvals_ignores_who_signed_one(bundle: PolicyBundle,
+                                                        base_facts: dict[str, Any]) -> None:
+    """The automated tier asks for no approval: a stray one by the requester changes nothing."""
+    facts = _facts(base_facts)
+    facts["request"]["requested_by"] = "grace@example.com"
+    facts["evidence"]["approvals"] = [
+        {"role": "ml-lead", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
+    decision = _decide(bundle, facts)
+    assert decision["outcome"] == "approve", decision["findings"]
+    assert not {c["rule_id"] for c in decision["checks"]} & {"approval.not_requester",
+                                                               "approval.distinct_people"}
+
+
+def _signoff(base: dict[str, Any], classes: list[str], approvals: list[tuple[str, str]],
+             bound: bool = True) -> dict[str, Any]:
+    facts = _facts(base, present=[*base["evidence"]["present"], "rollback-plan"])
+    facts["request"]["change_classes"] = classes
+    facts["evidence"]["approvals"] = [
+        {"role": role, "signer": who, "request_bound": bound, "email": f"{who}@example.com"}
+        for role, who in approvals]
+    return facts
+
+
+def test_one_shortfall_of_people_is_reported_once(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    """privacy_review lists privacy-officer before ml-lead: the pair is one group, told once."""
+    facts = _signoff(base_facts, ["data_source_change"], [("privacy-officer", "ada"), ("ml-lead", "ada")])
+    finding = next(f for f in _decide(bundle, facts)["findings"]
+                   if f["rule_id"] == "approval.distinct_people")
+    assert finding["message"].count("need 2 distinct people, have 1") == 1, finding["message"]
+
+
+def test_three_roles_need_three_people_even_when_every_pair_has_two(bundle: PolicyBundle,
+                                                                   base_facts: dict[str, Any]) -> None:
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["human_signoff"]["approvals"] = [
+        {"role": r, "count": 1} for r in ("ml-lead", "privacy-officer", "release-manager")]
+    facts = _signoff(base_facts, ["model_family_change"], [
+        ("ml-lead", "ada"), ("privacy-officer", "bo"), ("release-manager", "ada"), ("release-manager", "bo")])
+    decision = _decide(bundle, facts, data)
+    assert _blocking(decision) == {"approval.distinct_people"}
+    assert "need 3 distinct people, have 2" in decision["findings"][0]["message"]
+
+
+def test_a_self_approval_for_another_request_is_not_reported_as_one(bundle: PolicyBundle,
+                                                                    base_facts: dict[str, Any]) -> None:
+    """It does not count either way; the finding is only for approvals bound to this request."""
+    facts = _signoff(base_facts, ["model_family_change"], [("release-manager", "grace")], bound=False)
+    facts["request"]["requested_by"] = "grace@example.com"
+    check = next(c for c in _decide(bundle, facts)["checks"] if c["rule_id"] == "approval.not_requester")
+    assert check["passed"] is True
+
+
+# The most expensive test last: `make mutate` runs this file with -x.
+def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
+        bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    source = bundle.rego_modules["promotion.rego"]
+    rules = _rules(source, "domain_checks contains")
+    assert len(rules) >= 12, "the rule heads were not found: has promotion.rego changed its layout?"
+    scenarios = _scenarios(base_facts)
+    for facts in scenarios:  # with every rule present, the net holds and nothing is missing
+        assert "policy.complete" not in _blocking(_decide(bundle, facts))
+    assert _decide(bundle, scenarios[0])["outcome"] == "approve"
+    missed = []
+    for first, last in rules:
+        rego = {**bundle.rego_modules, "promotion.rego": _without_lines(source, first, last)}
+        caught = [("policy.complete" in _blocking(_decide(bundle, facts, rego=rego))) for facts in scenarios]
+        if not any(caught):
+            missed.append(source.splitlines()[first])
+    assert not missed, f"deleting these rules went unnoticed by policy.complete: {missed}"
