@@ -214,7 +214,6 @@ def request_doc(rid: str, evidence: dict[str, str]) -> dict[str, Any]:
         "deployment": {"purpose": "ticket_routing", "regions": ["eu"], "subprocessors": ["eu-gpu-cloud"],
                        "serving": {"device": "cpu", "dtype": "float32", "batch_size": 8,
                                    "quantization": "none", "runtime_version": "2.13.0+cpu"}},
-        "training_data": [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"}],
         "evidence": [{"ref": ref, "path": path} for ref, path in evidence.items()],
     }
 

@@ -108,7 +108,8 @@ def assert_contained(case: Case, outcome: Outcome, expected: int) -> None:
     if expected == 2:
         assert not outcome.ledger.exists(), "a refused request reached the ledger"
         assert not outcome.packet.exists(), "a refused request produced a packet"
-        assert outcome.out == "", "a refused request printed a decision"
+        report = json.loads(outcome.out)  # --format json: the error report, never a decision
+        assert report["outcome"] == "error" and report["exit_code"] == 2, report
         assert "internal error" not in outcome.err
     else:
         doc = json.loads(outcome.out)
