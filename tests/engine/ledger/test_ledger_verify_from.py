@@ -6,7 +6,6 @@ a key outside the root of trust."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from slmgate.engine import Ledger
@@ -20,19 +19,11 @@ from tests.engine.ledger.test_ledger import (
     record_promotions,
     slmgate,
 )
+from tests.engine.ledger.test_ledger_checkpoint import _checkpoint, _git
 
 __all__ = ["ledger_kit"]  # the session fixture, shared with test_ledger
 
 
-def _git(ledger: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=ledger, check=True, capture_output=True)
-
-
-def _checkpoint(kit: LedgerKit, ledger: Path, out: Path) -> Path:
-    r = slmgate("ledger", "checkpoint", "--ledger", ledger, "--signing-key",
-                kit.world.secrets / "slmgate-gate.key", "-o", out, "--at", "2026-11-20T13:00:00Z")
-    assert r.returncode == 0, r.stdout + r.stderr
-    return out
 
 
 def _verify_from(kit: LedgerKit, ledger: Path, cp: Path, *more: str) -> tuple[int, str]:
