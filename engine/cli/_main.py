@@ -269,9 +269,8 @@ def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pa
         render_packet(packet_content(decision, result.facts, bundle, result.verified),
                       packet_attachments(req, record, decision, bundle), packet)
     doc = decision.to_json()
-    doc["stable_digest"] = req.approval_digest
-    text = (_decision_text(decision, explain)
-            + f"\n  stable digest (what approvals sign): {req.approval_digest}")
+    doc["stable_digest"] = stable = req.approval_digest
+    text = _decision_text(decision, explain) + f"\n  stable digest (what approvals sign): {stable}"
     if entry:
         doc["ledger_commit"] = entry.commit
         text += f"\n  recorded in {ledger} at {entry.commit[:12]}"

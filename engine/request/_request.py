@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,10 @@ class PromotionRequest:
     def baseline_sha256(self) -> str:
         return str(self.doc["baseline"]["weights_digest"]).removeprefix("sha256:")
 
-    @property
+    @cached_property
     def approval_digest(self) -> str:
-        """The stable digest an approval of this request signs (``approval_digest``)."""
+        """The stable digest an approval of this request signs (``approval_digest``); computed
+        once per request (it hashes every envelope), however many approvals are checked."""
         return approval_digest(self.doc, {e.ref: e.raw for e in self.evidence})
 
     def with_approvals(self, approvals: list[tuple[str, bytes]]) -> PromotionRequest:
