@@ -348,6 +348,18 @@ def test_a_missing_serving_side_is_the_only_serving_problem(bundle: PolicyBundle
     assert finding["message"] == f'serving configuration: ["{problem}"]'
 
 
+def _grace_requests_and_approves(base_facts: dict[str, Any]) -> dict[str, Any]:
+    """A human sign-off promotion requested by Grace, approved by Ada (ml-lead) and by Grace
+    herself (release-manager)."""
+    facts = _facts(base_facts, present=[*base_facts["evidence"]["present"], "rollback-plan"])
+    facts["request"]["change_classes"] = ["model_family_change"]
+    facts["request"]["requested_by"] = "grace@example.com"
+    facts["evidence"]["approvals"] = [
+        {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": "ada@example.com"},
+        {"role": "release-manager", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
+    return facts
+
+
 def test_separation_of_duties_holds_when_the_tier_data_omits_it(bundle: PolicyBundle,
                                                                  base_facts: dict[str, Any]) -> None:
     """The loader fills in `requester_may_approve: false` and `distinct_approvers: true`; data
@@ -356,12 +368,7 @@ def test_separation_of_duties_holds_when_the_tier_data_omits_it(bundle: PolicyBu
     data = copy.deepcopy(bundle.data)
     tier = data["tiers"]["tiers"]["human_signoff"]
     del tier["requester_may_approve"], tier["distinct_approvers"]
-    facts = _facts(base_facts, present=[*base_facts["evidence"]["present"], "rollback-plan"])
-    facts["request"]["change_classes"] = ["model_family_change"]
-    facts["request"]["requested_by"] = "grace@example.com"
-    facts["evidence"]["approvals"] = [
-        {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": "ada@example.com"},
-        {"role": "release-manager", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
+    facts = _grace_requests_and_approves(base_facts)
     decision = _decide(bundle, facts, data)
     assert _blocking(decision) == {"approval.not_requester", "approval.release-manager"}
     explained = next(c for c in decision["checks"] if c["rule_id"] == "approval.not_requester")
@@ -374,12 +381,7 @@ def test_separation_of_duties_holds_when_the_tier_data_omits_it(bundle: PolicyBu
 def test_a_tier_may_let_the_requester_approve(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
     data = copy.deepcopy(bundle.data)
     data["tiers"]["tiers"]["human_signoff"]["requester_may_approve"] = True
-    facts = _facts(base_facts, present=[*base_facts["evidence"]["present"], "rollback-plan"])
-    facts["request"]["change_classes"] = ["model_family_change"]
-    facts["request"]["requested_by"] = "grace@example.com"
-    facts["evidence"]["approvals"] = [
-        {"role": "ml-lead", "signer": "ada", "request_bound": True, "email": "ada@example.com"},
-        {"role": "release-manager", "signer": "grace", "request_bound": True, "email": "grace@example.com"}]
+    facts = _grace_requests_and_approves(base_facts)
     decision = _decide(bundle, facts, data)
     assert decision["outcome"] == "approve", decision["findings"]
 
