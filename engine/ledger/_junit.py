@@ -1,6 +1,11 @@
 """JUnit XML for one decision, for CI systems: a test case per check the policy ran and per
 evidence envelope verified; failed checks, blocking findings outside the checks and refused
-evidence are failures. A policy that could not be evaluated is an error."""
+evidence are failures. A policy that could not be evaluated is an error.
+
+Written with the standard library's ElementTree rather than a JUnit package (``junit-xml``,
+``junitparser``): the format is one ``testsuite`` of ``testcase`` elements, ElementTree already
+escapes and serialises it, and a package would be a dependency for ~80 lines that never change
+(the review for issue 17; no speed is at stake here, one document per decision)."""
 
 from __future__ import annotations
 

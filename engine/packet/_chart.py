@@ -1,6 +1,11 @@
 """Inline SVG bar charts for the packet's release diff: baseline against candidate for each metric
 of one eval layer, with the gate's bound drawn across the bars. Pure Python, no script, no fetch;
-numbers are written with fixed precision so the same metrics give the same bytes."""
+numbers are written with fixed precision so the same metrics give the same bytes.
+
+Hand-written on purpose (the review for issue 17): a charting library (matplotlib, pygal) is a
+large dependency for a few rectangles per layer, and its SVG is not byte-stable by default
+(generated ids, version comments), while ``packet verify`` re-renders every page and compares
+them byte for byte — a chart that changed with the library version would fail verification."""
 
 from __future__ import annotations
 

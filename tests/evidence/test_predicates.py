@@ -1,15 +1,18 @@
 """Predicate JSON Schemas: one per kind, what the producers emit conforms, errors name the field,
-and the compiled accept-path check agrees with jsonschema on generated documents."""
+and the accept-path check (jsonschema-rs) agrees with ``jsonschema``, the reference, on generated
+documents."""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,8 +26,7 @@ from slmgate.evidence import (
     hash_model_dir,
     predicate_schema,
 )
-from slmgate.evidence._predicates import _validators
-from slmgate.evidence._schema_compiler import compile_schema, compiled_source
+from slmgate.evidence._predicates import _validator
 from slmgate.evidence._statement import ISSUED_AT_FIELD
 from slmgate.evidence.errors import PredicateSchemaError
 from tests.conftest import (
@@ -78,7 +80,6 @@ def test_every_kind_has_a_valid_schema_and_every_schema_a_kind() -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert ISSUED_AT_FIELD[kind] in schema["required"], kind  # freshness needs it
-        compile_schema(schema)  # uses only keywords the compiled check understands
 
 
 def test_the_weights_manifest_schema_is_the_model_signing_v1_predicate() -> None:
@@ -162,32 +163,51 @@ def test_a_malformed_predicate_names_its_field(world: World, kind: str, edit, fi
     assert f"{kind} predicate: {field}:" in caught.value.message
 
 
-def test_when_the_two_checkers_disagree_the_predicate_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = _validators("model-card")
-    monkeypatch.setattr("slmgate.evidence._predicates._validators", lambda kind: (lambda x: False, real[1]))
-    with pytest.raises(PredicateSchemaError, match="although jsonschema accepts it"):
+def test_a_predicate_is_refused_when_the_validator_names_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Contradictory:
+        def is_valid(self, instance: Any) -> bool:
+            return False
+
+        def iter_errors(self, instance: Any) -> list[Any]:
+            return []
+
+    monkeypatch.setattr("slmgate.evidence._predicates._validator", lambda kind: Contradictory())
+    with pytest.raises(PredicateSchemaError, match="names no error"):
         check_predicate("model-card", {"card": {"uri": "x", "digest": {"sha256": HEX}},
                                        "created_at": "2026-11-20T12:00:00Z"})
 
 
-@pytest.mark.parametrize("schema", [
-    {"oneOf": [{"type": "string"}]},
-    {"properties": {"a": {"format": "date-time"}}},
-    {"$ref": "https://example.com/elsewhere.json"},
-    {"$ref": "#/$defs/a", "$defs": {"a": {"items": {"$ref": "#/$defs/a"}}}},
-])
-def test_the_compiler_refuses_keywords_it_does_not_implement(schema: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=r"not supported|unsupported"):
-        compile_schema(schema)
+def test_a_value_the_validator_cannot_take_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Unconvertible:
+        def is_valid(self, instance: Any) -> bool:
+            raise ValueError("unsupported type")
+
+    monkeypatch.setattr("slmgate.evidence._predicates._validator", lambda kind: Unconvertible())
+    with pytest.raises(PredicateSchemaError, match="cannot be checked"):
+        check_predicate("model-card", {})
 
 
-def test_the_compiled_source_inlines_every_keyword() -> None:
-    source = compiled_source(predicate_schema("approval"))
-    assert "'request_digest' not in x" in source and " in k" in source
-    assert "$ref" not in source
+def test_a_trailing_newline_does_not_match_an_anchored_pattern(world: World) -> None:
+    """ECMA-262 ``$`` (what JSON Schema specifies) is the end of the string; Python's ``re``
+    also matches before a final newline, which the checker replaced here let through."""
+    pred = copy.deepcopy(examples(world)["approval"])
+    pred["request_digest"] = "sha256:" + HEX + "\n"
+    with pytest.raises(PredicateSchemaError) as caught:
+        check_predicate("approval", pred)
+    assert caught.value.field == "request_digest"
 
 
-# ------------------------------------------------------- compiled check == jsonschema
+def test_large_integers_and_deep_nesting_are_judged_not_crashed() -> None:
+    check_predicate("model-card", {"card": {"uri": "x", "digest": {"sha256": HEX}},
+                                   "created_at": "2026-11-20T12:00:00Z", "extra": 2 ** 80})
+    deep: Any = []
+    for _ in range(900):
+        deep = [deep]
+    with pytest.raises(PredicateSchemaError):
+        check_predicate("model-card", {"card": deep, "created_at": "2026-11-20T12:00:00Z"})
+
+
+# ------------------------------------------------------- jsonschema-rs == jsonschema (the reference)
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False, allow_infinity=False)
@@ -212,10 +232,27 @@ def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """``pattern`` as ECMA-262 reads it for our anchored patterns: ``$`` ends the string."""
+    if isinstance(instance, str) and re.search(pattern.removesuffix("$") + r"\Z"
+                                               if pattern.endswith("$") else pattern, instance) is None:
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# ``jsonschema`` with ECMA-262 ``$``: otherwise it lets "…\n" through where the spec does not.
+Reference = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})
+
+
+def _reference(schema: Any) -> Any:
+    return Reference(schema)
+
+
 def _agree(kind: str, doc: Any) -> bool:
-    fast, validator = _validators(kind)
-    verdict = fast(doc)
-    assert verdict == validator.is_valid(doc), (kind, doc)
+    verdict = _validator(kind).is_valid(doc)
+    assert verdict == _reference(predicate_schema(kind)).is_valid(doc), (kind, doc)
+    if not verdict:  # and the refusal always names a field
+        with pytest.raises(PredicateSchemaError):
+            check_predicate(kind, doc)
     return verdict
 
 
@@ -234,7 +271,7 @@ def valid_examples(session_world: World) -> dict[str, dict[str, Any]]:
 
 @settings(max_examples=300, deadline=None)
 @given(data=st.data(), kind=st.sampled_from(sorted(PREDICATE_TYPES)))
-def test_compiled_check_agrees_with_jsonschema_on_mutated_predicates(
+def test_the_check_agrees_with_jsonschema_on_mutated_predicates(
     valid_examples: dict[str, dict[str, Any]], data: st.DataObject, kind: str
 ) -> None:
     doc = copy.deepcopy(valid_examples[kind])
@@ -260,7 +297,7 @@ def test_compiled_check_agrees_with_jsonschema_on_mutated_predicates(
 
 @settings(max_examples=200, deadline=None)
 @given(doc=JSON, kind=st.sampled_from(sorted(PREDICATE_TYPES)))
-def test_compiled_check_agrees_with_jsonschema_on_arbitrary_json(doc: Any, kind: str) -> None:
+def test_the_check_agrees_with_jsonschema_on_arbitrary_json(doc: Any, kind: str) -> None:
     _agree(kind, doc)
 
 
@@ -277,14 +314,37 @@ KEYWORD_SCHEMAS = [
     {"$ref": "#/$defs/x", "$defs": {"x": {"type": "string", "minLength": 1}}},
     True, False,
 ]
-INSTANCES = [None, True, False, 0, 1, 1.0, 0.0, 1.5, -1, 2, "", "a", "ab", "b", [], [1], [1.0], [True],
+INSTANCES = [None, True, False, 0, 1, 1.0, 0.0, 1.5, -1, 2, "", "a", "ab", "b", "a\n", [], [1], [1.0], [True],
              [1, {"a": 1}], [1, {"a": 1.5}], {}, {"a": 1}, {"a": "x"}, {"A": 1}, {"m": "s"},
              {"m": "s", "n": 1}, {"n": None}]
 
 
 @pytest.mark.parametrize("schema", KEYWORD_SCHEMAS, ids=lambda s: json.dumps(s))
-def test_each_compiled_keyword_matches_jsonschema_at_its_boundaries(schema: Any) -> None:
-    fast = compile_schema(schema)
-    validator = jsonschema.Draft202012Validator(schema)
+def test_each_keyword_the_schemas_use_matches_jsonschema_at_its_boundaries(schema: Any) -> None:
+    fast = jsonschema_rs.Draft202012Validator(schema)
+    reference = _reference(schema)
     for instance in INSTANCES:
-        assert fast(instance) == validator.is_valid(instance), (schema, instance)
+        assert fast.is_valid(instance) == reference.is_valid(instance), (schema, instance)
+
+
+def test_the_keyword_cases_cover_every_keyword_the_schemas_use() -> None:
+    used: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            used.update(node)
+            for key, value in node.items():
+                if key not in ("properties", "$defs"):
+                    walk(value)
+                else:
+                    for sub in value.values():
+                        walk(sub)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for kind in PREDICATE_TYPES:
+        walk(predicate_schema(kind))
+    covered = {key for schema in KEYWORD_SCHEMAS if isinstance(schema, dict) for key in schema}
+    annotations = {"$schema", "$id", "title", "description"}
+    assert used - annotations <= covered, sorted(used - annotations - covered)
