@@ -7,7 +7,10 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slmgate.evidence import format_time, make_statement
 from slmgate.evidence._statement import (
@@ -16,6 +19,7 @@ from slmgate.evidence._statement import (
     Statement,
     canonical_json,
     parse_time,
+    statement_json,
     strict_json,
 )
 from slmgate.evidence.errors import EnvelopeFormatError, StatementFormatError
@@ -171,3 +175,72 @@ def test_json_nested_past_the_parser_stack_is_refused_by_name() -> None:
     deep = b"[" * 1_000_000 + b"]" * 1_000_000
     with pytest.raises(StatementFormatError, match=r"^payload is not JSON .*\(nested too deeply\)"):
         Statement.parse(deep)
+
+
+# --------------------------------------------- the canonical fast path reads what strict_json reads
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2 ** 70), 2 ** 70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+def _strict(raw: bytes) -> Any:
+    try:
+        return ("ok", strict_json(raw, StatementFormatError, "payload"))
+    except StatementFormatError as exc:
+        return ("refused", exc.message)
+
+
+def _fast(raw: bytes) -> Any:
+    try:
+        return ("ok", statement_json(raw))
+    except StatementFormatError as exc:
+        return ("refused", exc.message)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=_VALUES, spelling=st.sampled_from(["canonical", "orjson", "spaced", "unsorted", "ascii"]))
+def test_statement_json_reads_every_spelling_as_strict_json_does(doc: Any, spelling: str) -> None:
+    raw = {"canonical": lambda: canonical_json(doc),
+           "orjson": lambda: orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+           if _fits_orjson(doc) else canonical_json(doc),
+           "spaced": lambda: json.dumps(doc, sort_keys=True).encode(),
+           "unsorted": lambda: json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode(),
+           "ascii": lambda: json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()}[spelling]()
+    assert _fast(raw) == _strict(raw)
+
+
+def _fits_orjson(doc: Any) -> bool:
+    try:
+        orjson.dumps(doc)
+    except orjson.JSONEncodeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a":1,"a":2}', b'{"a":{"b":1,"b":1}}', b'[{"x":0,"x":0}]',  # repeated keys, canonical-looking
+    b'{"a":NaN}', b'{"a":Infinity}', b'{"a":-Infinity}',
+    b'{"a":"\\ud800"}', b'{"a":123456789012345678901234567890}', b'{"a":-0}', b'{"a":1E5}',
+    b'{"b":1,"a":2}', b' {"a":1}', b'{"a":1} ', b'\xff', b'{"a":"\xc3"}', b"[" * 300 + b"]" * 300,
+    b"[" * 2000 + b"]" * 2000, b"", b"1", b'"x"', b"null",
+])
+def test_statement_json_agrees_with_strict_json_on_hostile_spellings(raw: bytes) -> None:
+    assert _fast(raw) == _strict(raw)
+
+
+def test_a_canonical_statement_is_not_read_by_the_strict_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path is taken (so its check is the one that must hold): a canonical payload
+    never reaches strict_json, any other spelling always does."""
+    calls: list[bytes] = []
+    monkeypatch.setattr("slmgate.evidence._statement.strict_json",
+                        lambda raw, error, what: calls.append(raw) or strict_json(raw, error, what))
+    canonical = orjson.dumps(_doc(), option=orjson.OPT_SORT_KEYS)
+    assert Statement.parse(canonical).predicate == {"captured_at": WHEN}
+    assert calls == []
+    spaced = json.dumps(_doc(), indent=1).encode()
+    assert Statement.parse(spaced).predicate == {"captured_at": WHEN}
+    assert calls == [spaced]
