@@ -221,6 +221,7 @@ def packet_content(
                 "failure": f"{r.failed_step}: {r.reason}" if not r.verified else None,
                 "subject_digest": f"sha256:{r.subject_sha256}" if r.subject_sha256 else None,
                 "file": evidence_name(r.ref) if r.envelope_sha256 else None,
+                "envelope_sha256": r.envelope_sha256,
             }
             for r in decision.evidence
         ],

@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
+_REFUSED_NAMED = 10  # refused envelopes named in the report line; the packet's Appendix A lists all
 _OUTCOME_LINE = re.compile(r"Outcome\s+(APPROVE|REVIEW|DENY)\b")
 
 
@@ -223,10 +224,12 @@ def replay_record(record: RecordedDecision, request_raw: bytes, evidence: Mappin
     if diffs := diff_decisions(recorded, replayed):  # the ledger's replay comparison, shared
         raise ReplayError("re-evaluating the policy gives another decision: "
                           + "; ".join(map(str, diffs)))
-    refused = [ref for ref, e in ev_now.items() if not e["verified"]]
+    refused = sorted(ref for ref, e in ev_now.items() if not e["verified"])
+    named = ", ".join(refused[:_REFUSED_NAMED]) + (f" and {len(refused) - _REFUSED_NAMED} more"
+                                                  if len(refused) > _REFUSED_NAMED else "")
     note = (f"{len(ev_now)} envelope(s) re-verified at {recorded['evaluated_at']}: "
             f"{len(ev_now) - len(refused)} verified"
-            + (f", refused as recorded: {', '.join(sorted(refused))}" if refused else ""))
+            + (f", {len(refused)} refused as recorded: {named}" if refused else ""))
     return request, result, note
 
 

@@ -1,6 +1,13 @@
 """The packet's view model: the content dict checked and normalised into exactly what
 ``packet.html.j2`` reads — every key present, an absent optional value None (rendered "—"), an
-empty list meaning "there were none" — plus the inline SVG charts of the release diff."""
+empty list meaning "there were none" — plus the inline SVG charts of the release diff.
+
+A packet stays linear in its evidence: up to ``LISTED_MAX`` envelopes (or approvals) are
+tables on the main pages; past that the main pages summarise them (by kind and signer, by role
+and signer) and every item is one preformatted line of an appendix, cut into blocks of
+``_APPENDIX_BLOCK`` lines. WeasyPrint lays a table row out as boxes within boxes, and one table
+across many pages costs more per row the longer it gets; a block of lines costs the same per
+line however many there are (bench/bench_packet.py, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -37,8 +44,13 @@ _DEPLOYMENT_KEYS = ("purpose", "regions", "subprocessors")
 _METRIC_KEYS = ("layer", "metric", "baseline", "candidate", "delta", "gate", "passed", "bounds")
 _EVIDENCE_KEYS = (
     "ref", "kind", "predicate_type", "signers", "signed_at", "verified", "failure",
-    "subject_digest", "file",
+    "subject_digest", "file", "envelope_sha256",
 )
+LISTED_MAX = 30  # envelopes or approvals shown row by row on the main pages
+_APPENDIX_BLOCK = 50  # lines per preformatted block of an appendix
+_MESSAGE_MAX = 600  # characters of a policy message in a findings or checks cell
+_REF_MAX = 32  # an envelope's reference is cut past this (its digest still names the attached file)
+_LINE = 118  # characters per appendix line: 6.5 pt mono across the A4 text width (~128)
 _SIGNED_APPROVAL_KEYS = ("ref", "signer", "role", "approved_at", "request_bound", "comment")
 _SERVING_KEYS = (
     "device", "dtype", "torch_version", "batch_size", "latency_ms_p50", "latency_ms_p95",
@@ -103,7 +115,7 @@ def _decision(raw: Any) -> dict[str, Any]:
         decision[key] = _rows(raw.get(key), keys, key)
     for row in [*(decision["findings"] or []), *(decision["checks"] or [])]:
         row["evidence_files"] = _strings(row["evidence_files"])
-        row["message"] = reader_text(row["message"])
+        row["message"] = _bounded(reader_text(row["message"]))
     return decision
 
 
@@ -159,6 +171,78 @@ def _charts(metrics: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return [{"layer": layer, "svg": Markup(layer_chart(rows))} for layer, rows in by_layer.items()]
 
 
+def _bounded(message: Any) -> Any:
+    """A policy message cut at ``_MESSAGE_MAX`` characters in a table cell: a message naming a
+    thousand refused envelopes would be one cell across dozens of pages, which WeasyPrint lays
+    out again for every page it spans. The whole message stays in the attached signed record."""
+    if not isinstance(message, str) or len(message) <= _MESSAGE_MAX:
+        return message
+    return (f"{message[:_MESSAGE_MAX].rstrip()} … (cut at {_MESSAGE_MAX} of {len(message):,} characters; "
+            "the whole message is in the attached signed decision record)")
+
+
+def _cut(text: Any, width: int) -> str:
+    value = _DASH if text is None or text == "" else " ".join(str(text).split())
+    return value if len(value) <= width else value[: width - 1] + "…"
+
+
+def _blocks(lines: list[str]) -> list[str]:
+    return ["\n".join(lines[i:i + _APPENDIX_BLOCK]) for i in range(0, len(lines), _APPENDIX_BLOCK)]
+
+
+def _evidence_lines(evidence: list[dict[str, Any]]) -> list[str]:
+    """One line per envelope (two when refused: the reason under it), numbered in request order."""
+    width = len(str(len(evidence)))
+    refs = min(max((len(str(e["ref"])) for e in evidence), default=1), _REF_MAX)
+    lines = []
+    for i, e in enumerate(evidence, 1):
+        digest = f"sha256:{str(e['envelope_sha256'])[:12]}" if e["envelope_sha256"] else "not attached"
+        verdict = "verified" if e["verified"] else "REFUSED"
+        head = (f"{i:>{width}} {_cut(e['ref'], refs):<{refs}} {_cut(e['kind'], 16):<16} "
+                f"{verdict:<8} {_cut(e['signed_at'], 20):<20} {digest:<19} ")
+        lines.append(head + _cut(", ".join(e["signers"]) or _DASH, max(_LINE - len(head), 8)))
+        if not e["verified"]:
+            lines.append(" " * (width + 1) + _cut(f"refused: {e['failure'] or _DASH}", _LINE - width - 1))
+    return lines
+
+
+def _approval_lines(approvals: list[dict[str, Any]]) -> list[str]:
+    width = len(str(len(approvals)))
+    lines = []
+    for i, a in enumerate(approvals, 1):
+        head = (f"{i:>{width}} {_cut(a['ref'], 24):<24} {_cut(a['signer'], 18):<18} "
+                f"{_cut(a['role'], 16):<16} {_cut(a['approved_at'], 20):<20} "
+                f"{'bound' if a['request_bound'] else 'NOT BOUND':<9} ")
+        lines.append(head + _cut(a["comment"], max(_LINE - len(head), 8)))
+    return lines
+
+
+def _summary(rows: list[dict[str, Any]], key: Any) -> list[dict[str, Any]]:
+    """Rows counted by ``key`` (a tuple naming the group), in order of first appearance."""
+    groups: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        group = groups.setdefault(key(row), {"group": key(row), "count": 0, "verified": 0})
+        group["count"] += 1
+        group["verified"] += 1 if row.get("verified", row.get("request_bound")) else 0
+    return list(groups.values())
+
+
+def _listing(evidence: list[dict[str, Any]] | None, approvals: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """What the main pages list row by row, and the appendix of everything past ``LISTED_MAX``."""
+    many_evidence = evidence is not None and len(evidence) > LISTED_MAX
+    many_approvals = approvals is not None and len(approvals) > LISTED_MAX
+    return {
+        "evidence_summary": _summary(evidence or [], lambda e: (e["kind"] or _DASH,
+                                                               ", ".join(e["signers"]) or _DASH))
+        if many_evidence else None,
+        "evidence_appendix": _blocks(_evidence_lines(evidence or [])) if many_evidence else None,
+        "approval_summary": _summary(approvals or [], lambda a: (a["role"] or _DASH, a["signer"] or _DASH))
+        if many_approvals else None,
+        "approval_appendix": _blocks(_approval_lines(approvals or [])) if many_approvals else None,
+        "listed_max": LISTED_MAX,
+    }
+
+
 def packet_view(content: Mapping[str, Any]) -> dict[str, Any]:
     """Every key the packet template reads, present; absent optional values are None or []."""
     decision = _decision(content.get("decision"))
@@ -167,6 +251,7 @@ def packet_view(content: Mapping[str, Any]) -> dict[str, Any]:
     for row in evidence or []:
         row["signers"] = _strings(row["signers"])
         row["failure"] = reader_text(row["failure"])
+    approvals = _rows(content.get("approvals"), _SIGNED_APPROVAL_KEYS, "approvals")
     metrics = _rows(content.get("metrics"), _METRIC_KEYS, "metrics")
     controls = _rows(content.get("controls"), _CONTROL_KEYS, "controls")
     for row in controls or []:
@@ -185,7 +270,8 @@ def packet_view(content: Mapping[str, Any]) -> dict[str, Any]:
         "metrics": metrics,
         "charts": _charts(metrics),
         "evidence": evidence,
-        "approvals": _rows(content.get("approvals"), _SIGNED_APPROVAL_KEYS, "approvals"),
+        "approvals": approvals,
+        "listing": _listing(evidence, approvals),
         "serving": _section(content.get("serving"), _SERVING_KEYS, "serving"),
         "training": _training(content.get("training")),
         "charter": charter,
