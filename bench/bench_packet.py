@@ -1,8 +1,14 @@
 """Packet render time: the demo's approved packet, and synthetic packets carrying 10, 25 and 50
-evidence envelopes (3 standard ones plus signed approvals), to show growth in evidence items.
+evidence envelopes (3 standard ones plus signed approvals), to show growth in evidence items;
+then a promotion of 1,000 envelopes through the CLI, as a user runs it.
 
     .venv/bin/python bench/bench_packet.py [--demo-dir out/demo] [--runs 5] [--sizes 10,25,50]
-                                           [--results FILE]  (figures: docs/benchmarks.md)
+                                           [--large 1000] [--results FILE]  (figures: docs/benchmarks.md)
+
+The large case signs its envelopes a minute before it runs (so every one verifies), runs
+``slmgate promote REQUEST --signing-key gate.key --packet OUT.pdf`` and then
+``slmgate packet verify OUT.pdf --trust trust.yaml``, each as its own process, and reports the
+wall clock, the child's CPU time and its peak RSS (from ``wait4``).
 
 Without --demo-dir the demo is run first (`slmgate demo`, ~30 s, trains on the CPU). Times are
 for ``render_packet`` alone (content already built), median and minimum of --runs, both wall
@@ -24,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +114,9 @@ def _envelope(key: SigningKey, subject: str, kind: str, predicate: dict[str, Any
     return sign_envelope(make_statement(MODEL, subject, kind, predicate), [key]).to_json()
 
 
-def _synthetic_parts(root: Path, n: int) -> Parts:
-    """A promotion whose request carries ``n`` envelopes: weights manifest, eval result, serving
-    config, and ``n - 3`` approvals from the three approver identities."""
+def _synthetic_request(root: Path, n: int, at: datetime = NOW) -> Path:
+    """A promotion request carrying ``n`` envelopes signed at ``at``: weights manifest, eval
+    result, serving config, and ``n - 3`` approvals from the three approver identities."""
     if not (root / "policies").exists():
         init_policy_repo(root / "policies", root / "secrets")
         for name, seed in (("candidate", b"\x01"), ("baseline", b"\x02")):
@@ -120,7 +126,7 @@ def _synthetic_parts(root: Path, n: int) -> Parts:
     key: Callable[[str], SigningKey] = lambda name: SigningKey.load(root / "secrets" / f"{name}.key")  # noqa: E731
     manifest = hash_model_dir(root / "candidate", model_name=MODEL)
     sha, base = manifest.root_digest, hash_model_dir(root / "baseline", model_name=MODEL).root_digest
-    when = format_time(NOW)
+    when = format_time(at)
     metrics = {"regression": {"accuracy": (0.95, 0.93), "macro_f1": (0.94, 0.92)},
                "stress": {"accuracy": (0.90, 0.85)},
                "policy": {"pii_escalation_recall": (1.0, 1.0), "false_escalation_rate": (0.02, 0.03)}}
@@ -143,7 +149,7 @@ def _synthetic_parts(root: Path, n: int) -> Parts:
         evidence[f"approval-{i:03d}"] = _envelope(key(approvers[i % 3]), sha, "approval", {
             "request_id": f"req-bench-{n}", "request_digest": "sha256:" + "0" * 64,
             "decision": "approve", "approved_at": when, "comment": f"bench approval {i}"})
-    folder = root / f"req-{n}"
+    folder = root / f"req-{n}-{at:%Y%m%dT%H%M%S}"
     folder.mkdir(exist_ok=True)
     for ref, raw in evidence.items():
         (folder / f"{ref}.dsse.json").write_bytes(raw)
@@ -156,11 +162,54 @@ def _synthetic_parts(root: Path, n: int) -> Parts:
            "training_data": [{"dataset": "tickets_scrubbed", "oldest_record": "2026-06-01"}],
            "evidence": [{"ref": ref, "path": f"{ref}.dsse.json"} for ref in evidence]}
     (folder / "request.json").write_text(json.dumps(doc, indent=2))
-    request = load_request(folder / "request.json")
+    return folder / "request.json"
+
+
+def _synthetic_parts(root: Path, n: int) -> Parts:
+    """The content and attachments of ``_synthetic_request``'s promotion, decided at NOW."""
+    request = load_request(_synthetic_request(root, n))
     bundle = load_bundle(root / "policies")
     result = evaluate_promotion(request, bundle, CompiledPolicy(bundle), now=NOW, bind_weights=False)
     return (packet_content(result.decision, result.facts, bundle, result.verified),
             packet_attachments(request, None, result.decision, bundle))
+
+
+# --- the large promotion, through the CLI ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Process:
+    wall: float
+    cpu: float  # user + system of the child
+    peak_rss_mib: float
+    code: int
+
+
+def _run(args: list[str]) -> Process:
+    """One CLI process: wall clock, its CPU time and its peak RSS (from wait4's rusage)."""
+    start = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "slmgate.engine.cli", *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return Process(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode)
+
+
+def _large(root: Path, n: int) -> tuple[Process, Process, int, int]:
+    """``slmgate promote --packet`` of a request carrying ``n`` envelopes signed a minute ago
+    (so all verify), then ``slmgate packet verify`` of that packet."""
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    request = _synthetic_request(root, n, at)
+    packet = root / f"large-{n}.pdf"
+    promote = _run(["promote", str(request), "--policies", str(root / "policies"), "--signing-key",
+                    str(root / "secrets" / "slmgate-gate.key"), "--packet", str(packet)])
+    if promote.code not in (0, 1, 3) or not packet.exists():
+        raise SystemExit(f"promote of the {n}-envelope request exited {promote.code}")
+    verify = _run(["packet", "verify", str(packet), "--trust", str(root / "policies" / "trust.yaml")])
+    if verify.code != 0:
+        raise SystemExit(f"packet verify of the {n}-envelope packet exited {verify.code}")
+    return promote, verify, len(PdfReader(packet).pages), packet.stat().st_size
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -177,6 +226,9 @@ def main() -> None:
     parser.add_argument("--demo-dir", type=Path, default=None)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sizes", default="10,25,50")
+    parser.add_argument("--large", type=int, default=1000,
+                        help="Envelopes of the promotion run through `slmgate promote --packet` and "
+                             "`slmgate packet verify` (0: skip).")
     parser.add_argument("--results", type=Path, default=None, help="Write the markdown here.")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -196,6 +248,7 @@ def main() -> None:
         for n in sizes:
             timings.append(_time_render(f"synthetic, {n} envelopes", n, _synthetic_parts(tmp / "w", n),
                                         tmp / f"n{n}.pdf", args.runs))
+        large = _large(tmp / "w", args.large) if args.large else None
     load_after = os.getloadavg()
     synthetic = timings[1:]
     lines = [
@@ -212,6 +265,15 @@ def main() -> None:
                       f"{b.evidence / a.evidence:.1f}× the items (linear or better when ≤ that factor)."]
     lines += ["", f"`slmgate packet render --ledger` as a whole process (imports, record check, policy "
                   f"replay, render): {cli:.2f} s wall."]
+    if large:
+        promote, verify, pages, size = large
+        lines += ["", f"A promotion of {args.large} envelopes, whole processes ({pages} pages, "
+                      f"{size / 1024:.0f} KiB):", "",
+                  "| command | wall | CPU | peak RSS |", "|---|---:|---:|---:|",
+                  f"| `slmgate promote ... --packet` | {promote.wall:.2f} s | {promote.cpu:.2f} s | "
+                  f"{promote.peak_rss_mib:.0f} MiB |",
+                  f"| `slmgate packet verify` | {verify.wall:.2f} s | {verify.cpu:.2f} s | "
+                  f"{verify.peak_rss_mib:.0f} MiB |"]
     env = (f"{platform.node() or 'host'}: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
            f"WeasyPrint {weasyprint.__version__}; load average {load_before[0]:.1f} before, "
            f"{load_after[0]:.1f} after; {args.runs} runs after one warm-up.")
