@@ -190,8 +190,13 @@ def _blocks(lines: list[str]) -> list[str]:
     return ["\n".join(lines[i:i + _APPENDIX_BLOCK]) for i in range(0, len(lines), _APPENDIX_BLOCK)]
 
 
-def _evidence_lines(evidence: list[dict[str, Any]]) -> list[str]:
-    """One line per envelope (two when refused: the reason under it), numbered in request order."""
+def _evidence_lines(evidence: list[dict[str, Any]], approvals: list[dict[str, Any]]) -> list[str]:
+    """One line per envelope (two when refused: the reason under it), numbered in request order;
+    an approval's signers say whether each signature is bound to this request."""
+    bound: dict[str, list[str]] = {}
+    for a in approvals:
+        bound.setdefault(str(a["ref"]), []).append(
+            f"{'bound' if a['request_bound'] else 'NOT BOUND'}: {a['signer']} ({a['role']})")
     width = len(str(len(evidence)))
     refs = min(max((len(str(e["ref"])) for e in evidence), default=1), _REF_MAX)
     lines = []
@@ -200,20 +205,10 @@ def _evidence_lines(evidence: list[dict[str, Any]]) -> list[str]:
         verdict = "verified" if e["verified"] else "REFUSED"
         head = (f"{i:>{width}} {_cut(e['ref'], refs):<{refs}} {_cut(e['kind'], 16):<16} "
                 f"{verdict:<8} {_cut(e['signed_at'], 20):<20} {digest:<19} ")
-        lines.append(head + _cut(", ".join(e["signers"]) or _DASH, max(_LINE - len(head), 8)))
+        signers = ", ".join(bound.get(str(e["ref"])) or e["signers"]) or _DASH
+        lines.append(head + _cut(signers, max(_LINE - len(head), 8)))
         if not e["verified"]:
             lines.append(" " * (width + 1) + _cut(f"refused: {e['failure'] or _DASH}", _LINE - width - 1))
-    return lines
-
-
-def _approval_lines(approvals: list[dict[str, Any]]) -> list[str]:
-    width = len(str(len(approvals)))
-    lines = []
-    for i, a in enumerate(approvals, 1):
-        head = (f"{i:>{width}} {_cut(a['ref'], 24):<24} {_cut(a['signer'], 18):<18} "
-                f"{_cut(a['role'], 16):<16} {_cut(a['approved_at'], 20):<20} "
-                f"{'bound' if a['request_bound'] else 'NOT BOUND':<9} ")
-        lines.append(head + _cut(a["comment"], max(_LINE - len(head), 8)))
     return lines
 
 
@@ -228,17 +223,16 @@ def _summary(rows: list[dict[str, Any]], key: Any) -> list[dict[str, Any]]:
 
 
 def _listing(evidence: list[dict[str, Any]] | None, approvals: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """What the main pages list row by row, and the appendix of everything past ``LISTED_MAX``."""
-    many_evidence = evidence is not None and len(evidence) > LISTED_MAX
-    many_approvals = approvals is not None and len(approvals) > LISTED_MAX
+    """Past ``LISTED_MAX`` envelopes or approvals, the summaries the main pages show instead of
+    one row each, and the appendix of every envelope; None when the main pages list them all."""
+    many = len(evidence or []) > LISTED_MAX or len(approvals or []) > LISTED_MAX
     return {
         "evidence_summary": _summary(evidence or [], lambda e: (e["kind"] or _DASH,
                                                                ", ".join(e["signers"]) or _DASH))
-        if many_evidence else None,
-        "evidence_appendix": _blocks(_evidence_lines(evidence or [])) if many_evidence else None,
+        if many else None,
+        "evidence_appendix": _blocks(_evidence_lines(evidence or [], approvals or [])) if many else None,
         "approval_summary": _summary(approvals or [], lambda a: (a["role"] or _DASH, a["signer"] or _DASH))
-        if many_approvals else None,
-        "approval_appendix": _blocks(_approval_lines(approvals or [])) if many_approvals else None,
+        if many else None,
         "listed_max": LISTED_MAX,
     }
 

@@ -50,9 +50,10 @@ def test_a_many_envelope_packet_lists_every_envelope_in_the_appendix(
     reader = PdfReader(made.pdf)
     start = _appendix_start(reader, "Appendix A — every evidence envelope")
     appendix = _text(reader, range(start, len(reader.pages)))
-    listed = re.findall(r"^\s*\d+ (\S+)", appendix.split("Appendix B")[0], flags=re.MULTILINE)
+    listed = re.findall(r"^\s*\d+ (\S+)", appendix, flags=re.MULTILINE)
     assert sorted(ref for ref in listed if ref in evidence) == sorted(evidence)
     assert appendix.count("REFUSED") == 2
+    assert appendix.count("NOT BOUND: ") == MANY - 5 - 2  # each verified approval, not bound here
     assert appendix.count("refused: key-authorization: runtime may not sign approval") == 2
     main = _text(reader, range(start))
     assert "Summarised here by kind and signer" in main
@@ -100,6 +101,22 @@ def test_a_refused_row_carries_its_reason_and_long_fields_are_cut_to_the_line() 
     lines = "\n".join(_listing(rows, [])["evidence_appendix"]).splitlines()
     assert "REFUSED" in lines[0] and lines[1].strip().startswith("refused: signature: xxx")
     assert all(len(line) <= 118 for line in lines) and lines[0].split()[1].endswith("…")
+
+
+def test_an_approval_line_says_whether_each_signature_is_bound() -> None:
+    rows = _rows(LISTED_MAX + 1)
+    approvals = [{"ref": "e0", "signer": "ml-lead", "role": "ml-lead", "request_bound": True},
+                 {"ref": "e1", "signer": "ml-lead", "role": "ml-lead", "request_bound": False}]
+    lines = "\n".join(_listing(rows, approvals)["evidence_appendix"]).splitlines()
+    assert lines[0].endswith("bound: ml-lead (ml-lead)") and "NOT BOUND: ml-lead" in lines[1]
+    assert lines[2].endswith("ml-lead (ml-lead, person)")
+
+
+def test_many_approvals_bring_the_appendix_even_with_few_envelopes() -> None:
+    approvals = [{"ref": "e0", "signer": f"s{i}", "role": "ml-lead", "request_bound": True}
+                 for i in range(LISTED_MAX + 1)]
+    listing = _listing(_rows(1), approvals)
+    assert listing["evidence_appendix"] is not None and listing["approval_summary"] is not None
 
 
 def test_a_long_policy_message_is_cut_and_says_where_the_whole_one_is() -> None:
