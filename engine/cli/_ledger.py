@@ -204,13 +204,14 @@ def log_command(ledger_dir: Path, model: str | None, outcomes: tuple[str, ...], 
 def export(decision_id: str, ledger_dir: Path, oscal: Path | None, junit: Path | None) -> None:
     """Export one recorded decision for other tools: OSCAL assessment results, JUnit XML."""
     from slmgate.engine.ledger._history import LedgerHistory
+    from slmgate.engine.ledger._index import resolve_decision
     from slmgate.engine.ledger._junit import decision_junit
     from slmgate.engine.ledger._oscal import assessment_results
 
     if not oscal and not junit:
         raise InputError("nothing to export: pass --oscal OUT.json and/or --junit OUT.xml")
     with LedgerHistory(ledger_dir) as history:
-        recorded = history.load(history.resolve(decision_id))
+        recorded = history.load(resolve_decision(history, decision_id))
     if oscal:
         doc = assessment_results(recorded)
         write_atomic(oscal, json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")

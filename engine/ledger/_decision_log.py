@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from slmgate.engine.ledger._history import LedgerHistory, RecordedDecision
+from slmgate.engine.ledger._index import indexed_decisions
 from slmgate.engine.ledger._store import LedgerError
 from slmgate.engine.policy._decision import DECISION_LOG_FIELDS
 from slmgate.evidence import parse_time
@@ -131,10 +132,10 @@ def decision_log(history: LedgerHistory, *, model: str | None = None,
     wanted = set(outcomes)
     commits: dict[int, str] | None = None  # read when the first record passes the filters
     masks: dict[str, list[str]] = {}
-    # the outcome is filtered on the gate-signed chain entry first, so that the files of the
-    # decisions it leaves out are never read; the record's own outcome is checked after loading
-    keep = (lambda m: m.outcome in wanted) if wanted else None
-    for recorded in history.decisions(keep=keep):
+    # the index (``_index``) selects in SQL and every row it gives is checked against git; the
+    # filters are applied again below to what was read, so the index only ever saves work
+    selected = indexed_decisions(history, model=model, outcomes=wanted, since=since, until=until)
+    for recorded in selected:
         d = recorded.decision
         if model and (d.get("request") or {}).get("model", {}).get("name") != model:
             continue
