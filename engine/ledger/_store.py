@@ -404,7 +404,7 @@ class Ledger:
         for name in _STALE_LOCKS:
             with contextlib.suppress(FileNotFoundError):
                 (self.git_dir / name).unlink()
-        for leftover in self.git_dir.glob("slmgate-index*"):
+        for leftover in self.git_dir.glob("slmgate-index.*"):  # private indexes, not slmgate-indexed
             leftover.unlink(missing_ok=True)
         self._drop_journalled()
         if not full and head is not None and self._index_is_heads(head):
