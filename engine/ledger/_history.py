@@ -246,7 +246,7 @@ class LedgerHistory:
         return loaded
 
     def _blob(self, rel: str) -> str:
-        blob = self.locate([rel]).get(rel)
+        blob = self._located.get(rel) or self.locate([rel]).get(rel)
         if blob is None:
             raise LedgerError(f"{rel} is missing from commit {self.commit[:12]}",
                               file=str(self.path), advice="run `slmgate ledger verify`")

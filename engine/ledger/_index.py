@@ -48,6 +48,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from slmgate.engine.ledger._attestation import ATTESTATION_SUFFIX
 from slmgate.engine.ledger._history import LedgerHistory, RecordedDecision, record_decision
@@ -116,9 +117,8 @@ def _time_us(text: str | None) -> int | None:
         return None
 
 
-def _decision_fields(record: bytes) -> tuple[str | None, str | None]:
-    """The model name and evaluation time a decision record holds (``None`` where absent)."""
-    decision = record_decision(record)
+def _decision_fields(decision: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The model name and evaluation time of a decision (``None`` where absent)."""
     model = ((decision.get("request") or {}).get("model") or {}).get("name")
     when = decision.get("evaluated_at")
     return (str(model) if model is not None else None, str(when) if when is not None else None)
@@ -248,7 +248,7 @@ class ChainIndex:
                     continue
                 m = manifests[p]
                 blob = files.get(record_path(m.decision_id))
-                model, when = _decision_fields(records[blob]) if blob else (None, None)
+                model, when = _decision_fields(record_decision(records[blob])) if blob else (None, None)
                 rows.append((seq, "decision", m.decision_id, p, m.outcome, model, when,
                              _time_us(when)))
             verb = "INSERT OR REPLACE" if replace else "INSERT"
@@ -311,7 +311,7 @@ class ChainIndex:
         loaded = self.history.load_many([row.path for row in rows])
         for row, recorded in zip(rows, loaded, strict=True):
             m = recorded.manifest
-            model, when = _decision_fields(recorded.record)
+            model, when = _decision_fields(recorded.decision)
             said = (row.seq, row.entry_id, row.outcome, row.model, row.evaluated_at, row.evaluated_us)
             truth = (m.seq, m.decision_id, m.outcome, model, when, _time_us(when))
             if said != truth:
