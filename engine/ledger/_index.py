@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
 import logging
 import os
 import re
@@ -259,17 +258,20 @@ class ChainIndex:
 
     # -- queries -------------------------------------------------------------------------------
 
-    def _rows(self, where: str = "", params: Sequence[object] = ()) -> list[IndexRow]:
+    def _rows(self, where: str = "", params: Sequence[object] = (),
+              limit: int | None = None) -> list[IndexRow]:
         with contextlib.closing(self._connect()) as db:
             found = db.execute(
                 "SELECT seq, kind, entry_id, path, outcome, model, evaluated_at, evaluated_us FROM chain "
-                f"WHERE seq <= ? {where} ORDER BY seq", (self.count, *params)).fetchall()
+                f"WHERE seq <= ? {where} ORDER BY seq LIMIT ?",
+                (self.count, *params, -1 if limit is None else limit)).fetchall()
         return [IndexRow(*row) for row in found]
 
     def decisions(self, *, model: str | None = None, outcomes: Iterable[str] = (),
                   since: datetime | None = None, until: datetime | None = None,
-                  after: int = 0) -> list[IndexRow]:
-        """The decisions the filters select, oldest first (rows not yet checked)."""
+                  after: int = 0, limit: int | None = None) -> list[IndexRow]:
+        """The decisions the filters select after sequence number ``after``, oldest first, at
+        most ``limit`` of them (rows not yet checked)."""
         where: list[str] = ["AND kind = 'decision' AND seq > ?"]
         params: list[object] = [after]
         if model is not None:
@@ -286,7 +288,7 @@ class ChainIndex:
         if until is not None:
             where.append("AND (evaluated_us IS NULL OR evaluated_us <= ?)")
             params.append(_micros(until))
-        return self._rows(" ".join(where), params)
+        return self._rows(" ".join(where), params, limit)
 
     def named(self, decision_id: str) -> list[IndexRow]:
         """The decisions with this id, or else with ids starting with it (8 characters at least)."""
@@ -380,16 +382,15 @@ def indexed_decisions(history: LedgerHistory, *, model: str | None = None,
     if index is None:
         yield from history.decisions(keep=(lambda m: m.outcome in wanted) if wanted else None)
         return
-    last = 0
+    last, size = 0, first
     for attempt in (1, 2):
-        rows = index.decisions(model=model, outcomes=wanted, since=since, until=until, after=last)
-        bounds = [0, min(first, len(rows)), *range(min(first, len(rows)) + batch, len(rows), batch),
-                  len(rows)]
         try:
-            for start, end in itertools.pairwise(bounds):
-                for recorded in index.load(rows[start:end]) if end > start else []:
+            while rows := index.decisions(model=model, outcomes=wanted, since=since, until=until,
+                                          after=last, limit=size):
+                for recorded in index.load(rows):
                     yield recorded
                     last = recorded.manifest.seq
+                size = batch
             return
         except IndexMismatch as exc:
             if attempt == 2:
