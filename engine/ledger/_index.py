@@ -197,9 +197,13 @@ class ChainIndex:
         return meta.get("head") if meta.get("schema") == SCHEMA else None
 
     def _complete(self) -> bool:
-        with contextlib.closing(self._connect()) as db:
-            n, low, high = db.execute("SELECT count(*), min(seq), max(seq) FROM chain WHERE seq <= ?",
-                                      (self.count,)).fetchone()
+        """The index holds exactly the entries 1..N (and is readable at all)."""
+        try:
+            with contextlib.closing(self._connect()) as db:
+                n, low, high = db.execute("SELECT count(*), min(seq), max(seq) FROM chain "
+                                          "WHERE seq <= ?", (self.count,)).fetchone()
+        except sqlite3.Error:
+            return False
         return n == self.count and (n == 0 or (low, high) == (1, self.count))
 
     def _rebuild(self) -> None:
@@ -260,12 +264,15 @@ class ChainIndex:
 
     def _rows(self, where: str = "", params: Sequence[object] = (),
               limit: int | None = None) -> list[IndexRow]:
-        with contextlib.closing(self._connect()) as db:
-            found = db.execute(
-                "SELECT seq, kind, entry_id, path, outcome, model, evaluated_at, evaluated_us FROM chain "
-                f"WHERE seq <= ? {where} ORDER BY seq LIMIT ?",
-                (self.count, *params, -1 if limit is None else limit)).fetchall()
-        return [IndexRow(*row) for row in found]
+        try:
+            with contextlib.closing(self._connect()) as db:
+                found = db.execute(
+                    "SELECT seq, kind, entry_id, path, outcome, model, evaluated_at, evaluated_us "
+                    f"FROM chain WHERE seq <= ? {where} ORDER BY seq LIMIT ?",
+                    (self.count, *params, -1 if limit is None else limit)).fetchall()
+            return [IndexRow(*row) for row in found]
+        except (sqlite3.Error, TypeError) as exc:  # a damaged file, a row of the wrong shape
+            raise IndexMismatch(f"the index cannot be read ({exc})", file=str(self.file)) from exc
 
     def decisions(self, *, model: str | None = None, outcomes: Iterable[str] = (),
                   since: datetime | None = None, until: datetime | None = None,
@@ -409,8 +416,8 @@ def resolve_decision(history: LedgerHistory, decision_id: str) -> str:
     if index is None:
         return history.resolve(decision_id)
     for attempt in (1, 2):
-        rows = index.named(decision_id)
         try:
+            rows = index.named(decision_id)
             index.load(rows)
         except IndexMismatch as exc:
             if attempt == 2:

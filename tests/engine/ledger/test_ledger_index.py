@@ -48,10 +48,15 @@ def _tamper(ledger: Path, sql: str, *params: object, keep_stamp: bool) -> None:
         db.execute(sql, params)
     db.close()
     if keep_stamp:
-        st = _index_file(ledger).stat()
-        stamp = ledger / ".slmgate" / "index.stamp"
-        schema = stamp.read_text().splitlines()[0]
-        stamp.write_text(f"{schema}\n{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}\n")
+        _tamper_stamp(ledger)
+
+
+def _tamper_stamp(ledger: Path) -> None:
+    """The stamp rewritten to match the index file as it is now."""
+    st = _index_file(ledger).stat()
+    stamp = ledger / ".slmgate" / "index.stamp"
+    schema = stamp.read_text().splitlines()[0]
+    stamp.write_text(f"{schema}\n{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}\n")
 
 
 def _rows(ledger: Path) -> list[tuple]:  # type: ignore[type-arg]
@@ -138,6 +143,19 @@ def test_a_tampered_row_is_caught_by_the_recheck_and_the_index_rebuilt(
     assert _log(ledger, **filters) == [truth[i] for i in shown]
     assert "rebuilding the index from git" in caplog.text
     assert _log(ledger) == truth
+
+
+@pytest.mark.parametrize("damage", ["garbage", "no chain table"])
+def test_a_damaged_index_file_is_rebuilt(ledger_kit: LedgerKit, tmp_path: Path, damage: str) -> None:
+    ledger = ledger_kit.copy(tmp_path / "l")
+    truth = _log(ledger)
+    if damage == "garbage":
+        _index_file(ledger).write_bytes(b"not a database" * 100)
+        _tamper_stamp(ledger)
+    else:
+        _tamper(ledger, "DROP TABLE chain", keep_stamp=True)
+    assert _log(ledger) == truth
+    assert len(_rows(ledger)) == 3
 
 
 def test_a_row_still_wrong_after_the_rebuild_fails_closed(
