@@ -177,6 +177,8 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         results["build"] = build_ledger(work, args.decisions, 5)
     ledger = work / "ledger"
+    # what Ledger.pack() keeps every PACK_EVERY decisions (the builder bypasses the writer)
+    subprocess.run(["git", "commit-graph", "write", "--reachable", "--split"], cwd=ledger, check=True)
     gates = GateKeys.from_trust_file(work / "policies" / "trust.yaml")
     key = SigningKey.load(work / "secrets" / "slmgate-gate.key")
 

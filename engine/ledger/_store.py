@@ -13,7 +13,16 @@ Layout of every commit's tree::
 
 ``<xx>`` is the first byte of sha256(id), in hex: folders fan out so that a commit rewrites
 small trees, not ones that grow with the ledger. A decision commit only adds files; nothing is
-ever modified or deleted.
+ever modified or deleted. ``.slmgate/`` beside ``.git`` holds the index of ``ledger log`` and
+``replay`` (``_index``: derived, git-ignored, never committed); the writer never touches it.
+
+Folders are not sharded by sequence number (``decisions/000/012/…``): measured at 30,000
+decisions (docs/benchmarks.md), the trees one append rewrites — the root, ``entries/`` (one
+subfolder per 100 entries) and its newest subfolder, and one ``<xx>`` folder each of
+decisions, requests and evidence (n/256 names each) — come to a few hundred kilobytes hashed
+at most, far below the cost of reading and rewriting ``.git/index``, which holds every path;
+sharding by sequence would not change that, so the layout (and the v2 marker) stay as they are
+and every ledger ever written keeps one layout.
 
 Write protocol, all under an exclusive flock on ``.git/slmgate.lock``:
 
@@ -490,13 +499,16 @@ class Ledger:
 
     def pack(self) -> None:
         """Pack the loose objects, keeping the packs in a geometric progression (so their
-        number grows with the log of the ledger's size). The decision is already recorded: a
-        failure here is logged, not raised."""
-        try:
-            self.repo.git.execute(["git", "repack", "-d", "-q", "--geometric=2"])
-        except git.GitCommandError as exc:
-            _log.warning("ledger %s: git repack failed (%s); the decision is recorded",
-                         self.path, str(exc.stderr).strip())
+        number grows with the log of the ledger's size), and extend the commit-graph (so a walk
+        of the history — `ledger log` finding each decision's commit — reads no commit object).
+        The decision is already recorded: a failure here is logged, not raised."""
+        for command in (["repack", "-d", "-q", "--geometric=2"],
+                        ["commit-graph", "write", "--reachable", "--split"]):
+            try:
+                self.repo.git.execute(["git", *command])
+            except git.GitCommandError as exc:
+                _log.warning("ledger %s: git %s failed (%s); the decision is recorded",
+                             self.path, command[0], str(exc.stderr).strip())
 
     def record(
         self, decision_id: str, record_envelope: bytes, request_raw: bytes,

@@ -62,6 +62,7 @@ def test_the_ledger_packs_its_loose_objects_periodically(
     record_promotions(ledger_kit.world, ledger, [ledger_kit.requests[0]], minutes=82)
     counted = _count_objects(ledger_dir)
     assert counted["packs"] >= 1 and counted["count"] == 0, counted
+    assert list((ledger_dir / ".git" / "objects" / "info" / "commit-graphs").glob("*.graph"))
     assert verify_ledger(ledger_dir, GateKeys.from_trust_file(ledger_kit.trust)).ok
 
 

@@ -74,6 +74,11 @@ def test_the_log_through_the_index_is_the_log_of_git(
     outcomes = ["approve", "deny", "review"]
     assert _rows(ledger) == [(i + 1, "decision", d, o)
                              for i, (d, o) in enumerate(zip(ledger_kit.ids, outcomes, strict=True))]
+    trailers = subprocess.run(["git", "log", "--format=%H %(trailers:key=Slmgate-Seq,valueonly)"],
+                              cwd=ledger, capture_output=True, text=True, check=True).stdout
+    by_seq = {int(seq): sha for sha, _, seq in (line.partition(" ") for line in trailers.split("\n"))
+              if seq.strip().isdigit()}
+    assert [r["commit"] for r in _log(ledger)] == [by_seq[1], by_seq[2], by_seq[3]]
     # derived data: ignored by git, never committed, no concern of verify
     assert not git.Repo(ledger).is_dirty(untracked_files=True)
     assert "/.slmgate/" in (ledger / ".git" / "info" / "exclude").read_text().splitlines()
