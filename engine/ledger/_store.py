@@ -43,7 +43,9 @@ Write protocol, all under an exclusive flock on ``.git/slmgate.lock``:
    so the number of packs stays logarithmic).
 
 An append costs a handful of git calls, each proportional to the touched folders and to the
-size of the index file — never a walk of the working tree or a read of every tree.
+size of the index (``core.splitIndex``: what is copied and rewritten is the part added since
+the shared index; the shared index is still read) — never a walk of the working tree or a read
+of every tree.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ _HEX = re.compile(r"^[0-9a-f]{64}$")
 _STALE_LOCKS = ("index.lock", "HEAD.lock", "refs/heads/main.lock", "packed-refs.lock")
 _INDEXED = "slmgate-indexed"  # "<commit> <index mtime_ns> <index size>" as the last writer left it
 _JOURNAL = "slmgate-journal"  # the paths a writer is about to write, one a line
-_CONFIG = (("core.untrackedCache", "true"), ("index.version", "4"))
+_CONFIG = (("core.untrackedCache", "true"), ("index.version", "4"), ("core.splitIndex", "true"))
 PACK_EVERY = 1000
 
 
@@ -386,7 +388,10 @@ class Ledger:
 
     def _configure(self) -> None:
         """git settings that keep appends cheap: the untracked cache (a walk of the working tree
-        rereads only folders whose mtime changed) and index v4 (prefix-compressed paths)."""
+        rereads only folders whose mtime changed), index v4 (prefix-compressed paths) and the
+        split index (``.git/index`` holds only the paths added since the shared index, which git
+        rewrites when they pass a fifth of it: an append copies and rewrites kilobytes, not the
+        whole index)."""
         with self.repo.config_reader() as cfg:
             missing = [(k, v) for k, v in _CONFIG if not cfg.has_option(*k.split("."))]
         if missing:
