@@ -16,13 +16,13 @@ small trees, not ones that grow with the ledger. A decision commit only adds fil
 ever modified or deleted. ``.slmgate/`` beside ``.git`` holds the index of ``ledger log`` and
 ``replay`` (``_index``: derived, git-ignored, never committed); the writer never touches it.
 
-Folders are not sharded by sequence number (``decisions/000/012/…``): measured at 30,000
-decisions (docs/benchmarks.md), the trees one append rewrites — the root, ``entries/`` (one
-subfolder per 100 entries) and its newest subfolder, and one ``<xx>`` folder each of
-decisions, requests and evidence (n/256 names each) — come to a few hundred kilobytes hashed
-at most, far below the cost of reading and rewriting ``.git/index``, which holds every path;
-sharding by sequence would not change that, so the layout (and the v2 marker) stay as they are
-and every ledger ever written keeps one layout.
+Folders are not sharded by sequence number (``decisions/000/012/…``), because that is not
+what an append costs: measured at 30,000 decisions (docs/benchmarks.md), the trees one append
+rewrites — the root, ``entries/`` (one subfolder per 100 entries) and its newest subfolder, and
+one ``<xx>`` folder each of decisions, requests and evidence (~n/256 names each) — add up to
+about 50 KB to hash, while the index git reads holds every path (10 MiB). The layout and the v2
+marker therefore stay as they are: every ledger ever written has one layout, and there is no
+rule for mixing two.
 
 Write protocol, all under an exclusive flock on ``.git/slmgate.lock``:
 
