@@ -182,7 +182,9 @@ def what_if(ledger_dir: Path, policies: Path, jobs: int, fmt: str) -> None:
 def log_command(ledger_dir: Path, model: str | None, outcomes: tuple[str, ...], since: str | None,
                 until: str | None, fmt: str) -> None:
     """The decision history, oldest first, with fields masked where each decision's bundle says
-    so (charter.yaml decision_log.mask)."""
+    so (charter.yaml decision_log.mask). Filters are answered by the ledger's index
+    (.slmgate/index.sqlite: derived, git-ignored, caught up or rebuilt from git as needed) and
+    every decision printed is re-checked against git first; delete .slmgate/ to force a rebuild."""
     from slmgate.engine.ledger._decision_log import decision_log, log_line, parse_bound
     from slmgate.engine.ledger._history import LedgerHistory
 

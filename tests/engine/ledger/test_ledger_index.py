@@ -8,19 +8,21 @@ import json
 import sqlite3
 import subprocess
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import git
 import pytest
 
-from slmgate.engine import Ledger
+from slmgate.engine import CompiledPolicy, Ledger, evaluate_promotion, load_bundle, load_request
 from slmgate.engine.ledger import _index
 from slmgate.engine.ledger._decision_log import decision_log
 from slmgate.engine.ledger._history import LedgerHistory
 from slmgate.engine.ledger._index import ChainIndex, resolve_decision
 from slmgate.engine.ledger._store import LedgerError, entry_path
 from slmgate.engine.ledger._verify import GateKeys, verify_ledger
+from slmgate.engine.promote import record_in_ledger, sign_decision_record
+from tests.conftest import NOW
 from tests.engine.ledger.test_ledger import LedgerKit, ledger_kit, record_promotions, slmgate
 
 __all__ = ["ledger_kit"]
@@ -217,10 +219,20 @@ def test_readers_and_a_writer_at_once_each_see_a_whole_prefix(
     ledger = ledger_kit.copy(tmp_path / "l")
     writer = Ledger(ledger, signing_key=ledger_kit.world.key("slmgate-gate"))
     failures: list[BaseException] = []
+    # decided here, recorded by the thread (the policy engine stays on this thread)
+    bundle = load_bundle(ledger_kit.world.policies)
+    policy = CompiledPolicy(bundle)
+    req = load_request(ledger_kit.requests[0])
+    decided = []
+    for i in range(4):
+        result = evaluate_promotion(req, bundle, policy, now=NOW + timedelta(minutes=100 + i))
+        decided.append((result.decision, sign_decision_record(result.decision,
+                                                              ledger_kit.world.key("slmgate-gate"))))
 
     def append() -> None:
         try:
-            record_promotions(ledger_kit.world, writer, [ledger_kit.requests[0]] * 4, minutes=100)
+            for decision, record in decided:
+                record_in_ledger(writer, decision, record, req, [e.raw for e in req.evidence], bundle)
         except BaseException as exc:  # reported by the main thread
             failures.append(exc)
 
