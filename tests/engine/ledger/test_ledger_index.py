@@ -248,3 +248,18 @@ def test_readers_and_a_writer_at_once_each_see_a_whole_prefix(
     assert [r["seq"] for r in _log(ledger)] == list(range(1, 8))
     assert _index.ChainIndex.open(LedgerHistory(ledger)) is not None
     assert verify_ledger(ledger, GateKeys.from_trust_file(ledger_kit.trust)).ok
+
+
+def test_attestation_entries_are_indexed_as_links_of_the_chain_not_as_decisions(
+        ledger_kit: LedgerKit, tmp_path: Path) -> None:
+    from slmgate.engine.ledger._attestation import PendingAttestation
+
+    ledger = ledger_kit.copy(tmp_path / "l")
+    _log(ledger)
+    writer = Ledger(ledger, signing_key=ledger_kit.world.key("slmgate-gate"))
+    writer.record_pending(PendingAttestation("deployment-attestation", b'{"not": "checked here"}', "att"))
+    new = record_promotions(ledger_kit.world, writer, [ledger_kit.requests[0]], minutes=120)
+    assert [r["decision_id"] for r in _log(ledger)] == [*ledger_kit.ids, *new]
+    assert [r[1] for r in _rows(ledger)] == ["decision"] * 3 + ["attestation", "decision"]
+    with LedgerHistory(ledger) as history:
+        assert resolve_decision(history, new[0]) == entry_path(5, new[0])
