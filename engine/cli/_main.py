@@ -12,19 +12,31 @@ from pathlib import Path
 import click
 
 from slmgate.engine.cli._common import FORMAT, POLICIES, emit, exit_code_for, guarded
-from slmgate.engine.cli._deploy import deploy
-from slmgate.engine.cli._evidence import evidence, keys
-from slmgate.engine.cli._ledger import ledger as ledger_group
-from slmgate.engine.cli._policy import policy
+from slmgate.engine.cli._lazy import LazyGroup
 from slmgate.engine.cli._review import approval_options, read_approvals
-from slmgate.engine.cli._runtime import evidence as _runtime_commands  # noqa: F401  (registers hash, ...)
-from slmgate.engine.cli._training import evidence as _training_commands  # noqa: F401  (data-card, training-run)
 from slmgate.engine.policy import _decision as exits
 from slmgate.evidence import SigningKey, parse_time
 from slmgate.evidence.errors import InputError, PolicyError
 
+# Each area keeps its commands in its own module, imported only when one of its commands runs
+# (or for --help): `slmgate promote` loads neither git nor Jinja nor WeasyPrint. A command group
+# may be extended by further modules (the runtime and training producers add to `evidence`).
+COMMANDS = {
+    "policy": ("slmgate.engine.cli._policy:policy",),
+    "evidence": ("slmgate.engine.cli._evidence:evidence", "slmgate.engine.cli._runtime:evidence",
+                 "slmgate.engine.cli._training:evidence"),
+    "keys": ("slmgate.engine.cli._evidence:keys",),
+    "ledger": ("slmgate.engine.cli._ledger:ledger",),
+    "deploy": ("slmgate.engine.cli._deploy:deploy",),
+    "packet": ("slmgate.engine.cli._packet:packet",),
+    "ropa": ("slmgate.engine.cli._packet:ropa",),
+    "approve": ("slmgate.engine.cli._review:approve",),
+    "review": ("slmgate.engine.cli._review:review",),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log verification steps to stderr.")
 @click.version_option(package_name="slmgate")
 def main(verbose: bool) -> None:
@@ -206,7 +218,6 @@ def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pa
              opa_url: str | None, fmt: str, review_exit_code: int,
              approval_files: tuple[Path, ...], approvals_dir: Path | None,
              checkpoint_out: Path | None) -> None:
-    from slmgate.engine.ledger._store import Ledger
     from slmgate.engine.policy._bundle import load_bundle
     from slmgate.engine.policy._engines import DEFAULT_ENGINE, embedded_engine
     from slmgate.engine.policy._evaluate import DecisionEngine, evaluate_promotion
@@ -238,7 +249,11 @@ def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pa
     req = req.with_approvals(read_approvals(approval_files, approvals_dir))
     bundle = load_bundle(policies)
     key = SigningKey.load(signing_key) if signing_key else None
-    ledger_db = Ledger(ledger, signing_key=key) if ledger else None
+    ledger_db = None
+    if ledger:  # git is imported only by a promotion that records
+        from slmgate.engine.ledger._store import Ledger
+
+        ledger_db = Ledger(ledger, signing_key=key)
     if engine == "opa":
         from slmgate.engine.policy._opa import OpaServerPolicy
 
@@ -288,23 +303,6 @@ def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pa
         emit(fmt, doc, text)
     code = decision.exit_code
     sys.exit(review_exit_code if code == exits.EXIT_REVIEW else code)
-
-
-# ------------------------------------------------------------------------------------ groups
-# Each area keeps its commands in its own module; register new groups here.
-
-from slmgate.engine.cli._packet import packet, ropa  # noqa: E402
-from slmgate.engine.cli._review import approve, review  # noqa: E402
-
-main.add_command(policy)
-main.add_command(evidence)
-main.add_command(keys)
-main.add_command(ledger_group)
-main.add_command(deploy)
-main.add_command(packet)
-main.add_command(ropa)
-main.add_command(approve)
-main.add_command(review)
 
 
 if __name__ == "__main__":

@@ -149,3 +149,12 @@ def test_the_public_api_is_pinned() -> None:
     for name in slmgate.engine.__all__:
         assert getattr(slmgate.engine, name) is not None
     assert "verify_envelope" in slmgate.evidence.__all__
+
+
+def test_every_public_name_of_the_engine_resolves() -> None:
+    """``slmgate.engine`` imports its public names on first use; each must lead somewhere."""
+    import slmgate.engine as engine
+
+    assert sorted(engine.__all__) == sorted(engine._WHERE)
+    for name in engine.__all__:
+        assert getattr(engine, name).__name__ == name
