@@ -12,10 +12,11 @@
   each file of the policy bundle, by their path in the ledger (``href``, relative to the ledger's
   root) and always with their SHA-256, so each resolves in the ledger and can be checked anywhere.
 
-Plain JSON built here, not with compliance-trestle's pydantic models: trestle would add 24
-packages (about 31 MB, SSH and spreadsheet libraries among them) to the gate's runtime and
-several seconds of import to this command (docs/benchmarks.md), and its generated class names
-change between releases. The tests read every export with trestle's models instead. UUIDs are
+Plain JSON built here, not with compliance-trestle's pydantic models (measured, bench/bench_oscal.py
+and docs/benchmarks.md): trestle would add 24 packages (31 MB, SSH and spreadsheet libraries
+among them) to a compliance gate's runtime and 2.3× the import time of this command, and its
+generated class names change between releases (``ControlSelection`` is a deprecated alias in
+5.x). It stays a dev dependency: the tests read every export with trestle's models. UUIDs are
 derived from the decision id, so the same decision always exports the same bytes.
 """
 
@@ -128,7 +129,8 @@ def _approvals(recorded: RecordedDecision, evidence: list[dict[str, Any]]) -> li
 def _emails(bundle_files: Mapping[str, bytes]) -> dict[str, str]:
     """The e-mail of each identity and person of the bundle's trust.yaml that declares one."""
     try:
-        identities = yaml.safe_load(bundle_files.get("trust.yaml", b"")).get("identities") or {}
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~20x the pure-Python one
+        identities = yaml.load(bundle_files.get("trust.yaml", b""), Loader=loader).get("identities") or {}
     except (yaml.YAMLError, AttributeError):
         return {}
     return {who: str(ident["email"]) for name, ident in identities.items()
@@ -228,7 +230,8 @@ def assessment_results(recorded: RecordedDecision,
     gate = ids("component", "slmgate")
     by_gate = [{"actors": [{"type": "tool", "actor-uuid": gate, "role-id": "assessor"}]}]
     approvals = _approvals(recorded, evidence)
-    parties, responsible = _parties(ids, request.get("requested_by"), approvals, _emails(bundle_files))
+    parties, responsible = _parties(ids, request.get("requested_by"), approvals,
+                                    _emails(bundle_files) if approvals else {})
 
     observations = []
     for e in evidence:  # an approval's observation names its approvers beside the gate
