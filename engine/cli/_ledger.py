@@ -197,12 +197,18 @@ def log_command(ledger_dir: Path, model: str | None, outcomes: tuple[str, ...], 
 @click.argument("decision_id")
 @LEDGER
 @click.option("--oscal", type=click.Path(path_type=Path), default=None,
-              help="Write OSCAL assessment results (JSON) here.")
+              help="Write OSCAL assessment results (JSON) here: a finding per rule with the "
+                   "controls it evidences (SOC 2, ISO/IEC 42001, EU AI Act Annex IV, as the "
+                   "packet maps them), the reviewed controls, the requester and approvers, and "
+                   "the ledger files it rests on with their SHA-256.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None,
               help="Write JUnit XML here.")
 @guarded
 def export(decision_id: str, ledger_dir: Path, oscal: Path | None, junit: Path | None) -> None:
-    """Export one recorded decision for other tools: OSCAL assessment results, JUnit XML."""
+    """Export one recorded decision for other tools: OSCAL assessment results, JUnit XML.
+
+    The OSCAL resources link to ledger files by their path from the ledger's root, each with its
+    SHA-256."""
     from slmgate.engine.ledger._history import LedgerHistory
     from slmgate.engine.ledger._junit import decision_junit
     from slmgate.engine.ledger._oscal import assessment_results
@@ -211,8 +217,9 @@ def export(decision_id: str, ledger_dir: Path, oscal: Path | None, junit: Path |
         raise InputError("nothing to export: pass --oscal OUT.json and/or --junit OUT.xml")
     with LedgerHistory(ledger_dir) as history:
         recorded = history.load(history.resolve(decision_id))
+        bundle = history.bundle_files(recorded.manifest.bundle_digest) if oscal else {}
     if oscal:
-        doc = assessment_results(recorded)
+        doc = assessment_results(recorded, bundle)
         write_atomic(oscal, json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
         click.echo(f"oscal: {oscal}")
     if junit:
