@@ -158,3 +158,20 @@ def test_every_public_name_of_the_engine_resolves() -> None:
     assert sorted(engine.__all__) == sorted(engine._WHERE)
     for name in engine.__all__:
         assert getattr(engine, name).__name__ == name
+
+
+def test_every_package_folder_is_declared_in_pyproject() -> None:
+    """A wheel carries only the packages pyproject lists; the editable install hides a missing
+    one (the deploy room was missing once)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = set(config["packages"])
+    mapping = {folder: package for package, folder in config["package-dir"].items()}
+    found = set()
+    for top, package in mapping.items():
+        for init in (root / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / top)
+            found.add(".".join([package, *rel.parts]))
+    assert found - declared == set(), f"not declared in pyproject.toml: {sorted(found - declared)}"
