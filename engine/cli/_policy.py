@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from slmgate.engine.cli._common import FORMAT, POLICIES, emit, guarded
+from slmgate.engine.cli._common import FORMAT, POLICIES, emit, exit_code_for, guarded
 from slmgate.engine.policy import _decision as exits
 from slmgate.evidence.errors import InputError
 
@@ -51,11 +51,26 @@ def policy_check(policies: Path, fmt: str) -> None:
 @policy.command("test")
 @POLICIES
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
-              show_default=True, help="junit: one testcase per policy test, for CI systems.")
+              show_default=True,
+              help="junit: one testcase per policy test, for CI systems (the dialect of Jenkins' "
+                   "junit-10.xsd); json and junit print a report on exit 2 too.")
 @guarded
 def policy_test(policies: Path, fmt: str) -> None:
     """Run the bundle's tests: decision cases (tests/*.yaml) through the compiled entrypoint and
-    `test_*` rules of rego/*_test.rego; list the rules no test makes fail. Exit 1 on any failure."""
+    `test_*` rules of rego/*_test.rego; list the rules no test makes fail. Exit 1 on any failure,
+    2 when the bundle cannot be read."""
+    try:
+        _policy_test(policies, fmt)
+    except Exception as exc:  # the report CI reads, then the usual message and exit code
+        from slmgate.engine.cli._report import error_report
+
+        report = error_report(fmt, exc, exit_code_for(exc), command="policy test")
+        if report is not None:
+            click.echo(report)
+        raise
+
+
+def _policy_test(policies: Path, fmt: str) -> None:
     from slmgate.engine.policy._bundle import load_bundle
     from slmgate.engine.policy._engines import embedded_engine
     from slmgate.engine.policy._policytest import run_policy_tests
