@@ -200,38 +200,50 @@ def load_metric_map(path: str | Path, source: str = "lm-eval") -> dict[str, tupl
     ``"gsm8k,exact_match,strict-match"``) and ``model-index:`` maps ``"DATASET/METRIC"`` (the
     dataset as the import names its task, ``type[config]:split``; the metric its type, then
     ``,config`` when it has one: ``"hellaswag:validation/acc_norm"``) to ``"LAYER.METRIC"`` of
-    gates.yaml, so an imported result can satisfy ``gate.LAYER.METRIC.*``. Read as policy YAML is
-    (duplicate keys, aliases refused); another top-level key, or a missing ``source`` section,
-    is refused naming it."""
+    gates.yaml, so an imported result can satisfy ``gate.LAYER.METRIC.*``. A missing
+    ``source`` section is refused naming it."""
+    maps = load_metric_maps(path)
+    if source not in maps:
+        shape = MAP_SECTIONS[source][0]
+        raise InputError(f"expected a mapping {source!r} of {shape}: LAYER.METRIC", file=str(path),
+                         field=source)
+    return maps[source]
+
+
+def load_metric_maps(path: str | Path) -> dict[str, dict[str, tuple[str, str]]]:
+    """Every section of imports.yaml, read as policy YAML is (duplicate keys, aliases refused);
+    another top-level key, an empty section or a malformed entry is refused naming it."""
     file = str(path)
     try:
         doc = yaml.load(_read(Path(path)), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise InputError(f"not YAML as slmgate accepts it ({exc})", file=file) from exc
-    if not isinstance(doc, dict):
+    if not isinstance(doc, dict) or not doc:
         raise InputError(f"expected a mapping with {' and/or '.join(MAP_SECTIONS)}", file=file)
     unknown = sorted(str(k) for k in doc if k not in MAP_SECTIONS)
     if unknown:
         raise InputError(f"unknown section(s) {', '.join(unknown)}; expected "
                          f"{' and/or '.join(MAP_SECTIONS)}", file=file, field=unknown[0])
-    shape, separator = MAP_SECTIONS[source]
-    section = doc.get(source)
-    if not isinstance(section, dict) or not section:
-        raise InputError(f"expected a mapping {source!r} of {shape}: LAYER.METRIC", file=file,
-                         field=source)
-    out: dict[str, tuple[str, str]] = {}
-    for key, target in section.items():
-        layer, _, name = str(target).partition(".")
-        if not isinstance(key, str) or separator not in key or layer not in LAYERS or \
-                not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            raise InputError(f"expected {shape}: LAYER.METRIC with LAYER one of "
-                             f"{', '.join(LAYERS)}, got {key!r}: {target!r}", file=file,
-                             field=f"{source}.{key}")
-        if (layer, name) in out.values():
-            raise InputError(f"two metrics map to {layer}.{name}", file=file,
-                             field=f"{source}.{key}")
-        out[key] = (layer, name)
-    return out
+    maps: dict[str, dict[str, tuple[str, str]]] = {}
+    for source, section in doc.items():
+        shape, separator = MAP_SECTIONS[source]
+        if not isinstance(section, dict) or not section:
+            raise InputError(f"expected a mapping {source!r} of {shape}: LAYER.METRIC", file=file,
+                             field=source)
+        out: dict[str, tuple[str, str]] = {}
+        for key, target in section.items():
+            layer, _, name = str(target).partition(".")
+            if not isinstance(key, str) or separator not in key or layer not in LAYERS or \
+                    not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise InputError(f"expected {shape}: LAYER.METRIC with LAYER one of "
+                                 f"{', '.join(LAYERS)}, got {key!r}: {target!r}", file=file,
+                                 field=f"{source}.{key}")
+            if (layer, name) in out.values():
+                raise InputError(f"two metrics map to {layer}.{name}", file=file,
+                                 field=f"{source}.{key}")
+            out[key] = (layer, name)
+        maps[source] = out
+    return maps
 
 
 def with_baseline(predicate: dict[str, Any], base: dict[str, Any], baseline: str | Path,
@@ -313,13 +325,13 @@ def _import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str],
             raise InputError(f"task {task!r} reports no numeric metric", file=file,
                              field=f"results.{task}")
         for name, (value, stderr) in sorted(metrics.items()):
-            entry = _metric_entry(value, stderr, task, name)
+            metric = _metric_entry(value, stderr, task, name)
             mapped = metric_map.get(f"{task},{name}")
             if mapped:  # imports.yaml: this metric feeds a gate
-                add_mapped(layer_metrics, mapped, entry, file, f"results.{task}")
+                add_mapped(layer_metrics, mapped, metric, file, f"results.{task}")
                 continue
             _add_metric(layer_metrics.setdefault(_layer_of(task, default, per_task), {}),
-                        task, name, entry, file)
+                        task, name, metric, file)
 
     versions, hashes, shots = _obj(doc, "versions"), _obj(doc, "task_hashes"), _obj(doc, "n-shot")
     tasks, datasets = [], []

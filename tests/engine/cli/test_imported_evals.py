@@ -130,3 +130,21 @@ def test_a_bad_card_is_exit_2_naming_file_and_field(tmp_path: Path) -> None:
     code, _, err = run("evidence", "import", "model-index", CARD, "--subject", "sha256:" + "a" * 64,
                        "--evaluated-at", "2026-11-28T00:00:00Z", "--baseline", CARD_BASE)
     assert code == 2 and "--baseline and --baseline-subject go together" in err
+
+
+def test_policy_check_validates_the_metric_map(world: World, tmp_path: Path) -> None:
+    """The shipped imports.yaml maps only to gates; one mapping to no gate, or a malformed one,
+    fails `policy check` (exit 2) naming imports.yaml and the key."""
+    policies = tmp_path / "policies"
+    shutil.copytree(world.policies, policies)
+    assert (policies / "imports.yaml").is_file()
+    code, _, err = run("policy", "check", "--policies", policies)
+    assert code == 0, err
+    with (policies / "imports.yaml").open("a") as f:
+        f.write('  "support_triage_policy,recall": policy.recall\n')
+    code, _, err = run("policy", "check", "--policies", policies)
+    assert code == 2
+    assert "imports.yaml: lm-eval.support_triage_policy,recall: policy.recall is not a gate" in err
+    (policies / "imports.yaml").write_text('lm_eval:\n  "a,b": regression.accuracy\n')
+    code, _, err = run("policy", "check", "--policies", policies)
+    assert code == 2 and "imports.yaml: lm_eval: unknown section" in err
