@@ -326,7 +326,9 @@ def evidence_eval(model_dir: Path, baseline: Path, suite: Path | None, device: s
 
 @evidence.group("import")
 def evidence_import() -> None:
-    """Turn eval results made elsewhere into eval-result predicates (baseline: null)."""
+    """Turn eval results made elsewhere into eval-result predicates: compared with the
+    baseline's results when --baseline is given (else baseline: null, and no maximum-drop gate
+    can pass), metrics named for the gates through the policy repository's imports.yaml."""
 
 
 def _import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
