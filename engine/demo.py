@@ -1,9 +1,11 @@
 """`slmgate demo`: the whole main path on the embedded defaults, with no server and no network.
 
 Lays out a policy repository with fresh keys, trains a baseline and two candidates, produces
-signed evidence about each, and runs four promotions through the gate: one approved, one denied
-for a stress regression, one denied because an envelope was altered after signing, and one
-held for human sign-off. Every decision is recorded in a git ledger and rendered as a packet.
+signed evidence about each, and runs five promotions through the gate: one approved, one denied
+for a stress regression, one denied because an envelope was altered after signing, one held
+for human sign-off, and one approved on its eval handed over as lm-evaluation-harness results
+and imported through the policy repository's imports.yaml. Every decision is recorded in a git
+ledger and rendered as a packet.
 """
 
 from __future__ import annotations
