@@ -1,9 +1,11 @@
 """`slmgate demo`: the whole main path on the embedded defaults, with no server and no network.
 
 Lays out a policy repository with fresh keys, trains a baseline and two candidates, produces
-signed evidence about each, and runs four promotions through the gate: one approved, one denied
-for a stress regression, one denied because an envelope was altered after signing, and one
-held for human sign-off. Every decision is recorded in a git ledger and rendered as a packet.
+signed evidence about each, and runs five promotions through the gate: one approved, one denied
+for a stress regression, one denied because an envelope was altered after signing, one held
+for human sign-off, and one approved on its eval handed over as lm-evaluation-harness results
+and imported through the policy repository's imports.yaml. Every decision is recorded in a git
+ledger and rendered as a packet.
 """
 
 from __future__ import annotations
@@ -177,6 +179,58 @@ def _capture(model_dir: Path, secrets: Path, root: str, dest: Path, *, batch_siz
                  dest / "serving-config.dsse.json")
 
 
+def _lm_eval_results(evaluation: dict[str, Any], role: str, model_dir: Path) -> dict[str, Any]:
+    """One model's side (``candidate`` or ``baseline``) of the demo's golden-set eval, written in
+    lm-evaluation-harness's results-file format, as a team that runs lm-eval hands it over (the
+    demo does not run lm-eval): a task per layer (``support_triage_<layer>``) with every sample
+    evaluated, its sample digest, the run's date and duration, full precision."""
+    suite = str(evaluation["suite"]["name"]).replace("-", "_")
+    examples = {d["layer"]: d for d in evaluation["datasets"]}
+    started = datetime.fromisoformat(evaluation["started_at"].replace("Z", "+00:00"))
+    finished = datetime.fromisoformat(evaluation["finished_at"].replace("Z", "+00:00"))
+    tasks = {f"{suite}_{layer}": layer for layer in evaluation["layers"]}
+    return {
+        "results": {task: {"alias": task, **{f"{metric},none": values[role] for metric, values
+                                             in evaluation["layers"][layer]["metrics"].items()}}
+                    for task, layer in tasks.items()},
+        "group_subtasks": {task: [] for task in tasks},
+        "configs": {task: {"task": task, "dataset_path": f"slmgate/{evaluation['suite']['name']}",
+                           "dataset_name": layer} for task, layer in tasks.items()},
+        "versions": {task: evaluation["suite"]["version"] for task in tasks},
+        "n-shot": {task: 0 for task in tasks},
+        "n-samples": {task: {"original": examples[layer]["examples"],
+                             "effective": examples[layer]["examples"]}
+                      for task, layer in tasks.items()},
+        "task_hashes": {task: examples[layer]["digest"]["sha256"] for task, layer in tasks.items()},
+        "config": {"model": "slmgate-demo", "model_args": f"pretrained={model_dir.name}",
+                   "batch_size": None, "device": evaluation["serving"]["device"],
+                   "model_dtype": evaluation["serving"]["dtype"], "limit": None},
+        "date": started.timestamp(),
+        "total_evaluation_time_seconds": str((finished - started).total_seconds()),
+    }
+
+
+def _imported_eval(work: Path, secrets: Path, model_dir: Path, baseline_sha: str, root: str,
+                   dest: Path) -> Path:
+    """The demo's eval as lm-eval results files (work/lm-eval/), imported through the policy
+    repository's imports.yaml with the baseline's results, and signed by the eval harness."""
+    from slmgate.runtime import import_lm_eval, run_eval  # torch lives there
+    from slmgate.runtime._importers import load_metric_map
+
+    evaluation = run_eval(model_dir, work / "models" / "baseline")
+    files = {}
+    for role, folder in (("candidate", model_dir), ("baseline", work / "models" / "baseline")):
+        files[role] = work / "lm-eval" / f"{role}.json"
+        files[role].parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(files[role], json.dumps(_lm_eval_results(evaluation, role, folder),
+                                             indent=2).encode() + b"\n")
+    predicate = import_lm_eval(files["candidate"], baseline=files["baseline"],
+                               baseline_subject=baseline_sha, baseline_name=MODEL_NAME,
+                               metric_map=load_metric_map(work / "policy-repo" / "imports.yaml"))
+    return _sign(secrets, "eval-harness", MODEL_NAME, root, "eval-result", predicate,
+                 dest / "eval-result.dsse.json")
+
+
 def _deployed(envelope: Path) -> dict[str, Any]:
     """The serving configuration a request deploys: the one its serving-config measured."""
     import base64
@@ -333,6 +387,18 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
              model_dir=models["candidate"], change_classes=["weights_retrain", "serving_config"],
              evidence=f_ev, changes=["Serving batch size 8 -> 16"], training=trained)
 
+    imported = promos / "05-imported-lm-eval"
+    shutil.copytree(good / "evidence", imported / "evidence")
+    i_ev = {ref: imported / "evidence" / p.name for ref, p in ev.items()}
+    i_ev["eval-result"] = _imported_eval(work, secrets, models["candidate"], baseline_sha, root,
+                                         imported / "evidence")
+    _request(imported, rid="req-weekly-retrain-1.1.0-lm-eval", version="1.1.0", root=root,
+             summary="The weekly retrain, its eval handed over as lm-evaluation-harness results",
+             baseline_sha=baseline_sha, model_dir=models["candidate"],
+             change_classes=["weights_retrain"], evidence=i_ev,
+             changes=["Eval imported from lm-eval results files through imports.yaml"],
+             training=trained)
+
     progress("[4/6] promotions through the gate (regopy, compiled once)")
     policy = embedded_engine(bundle)
     gate_key = SigningKey.load(secrets / "slmgate-gate.key")
@@ -342,6 +408,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
         (bad, "candidate regresses on the stress layer", "deny"),
         (tampered, "eval envelope edited after signing", "deny"),
         (family, "serving-config change: one of two sign-offs present", "review"),
+        (imported, "weekly retrain gated on an imported lm-eval result (imports.yaml)", "approve"),
     ]
     results = []
     packets = work / "packets"

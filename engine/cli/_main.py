@@ -65,9 +65,10 @@ def demo(out: Path, fmt: str) -> None:
     """Run the whole main path on the embedded defaults (no server, no network).
 
     Lays out a policy repository with fresh keys, trains a baseline and two candidate models
-    on the CPU, signs evidence about them, and runs four promotions: approved, denied for a
-    stress regression, denied for tampered evidence, and held for human sign-off. Each decision
-    goes to a git ledger and a PDF packet.
+    on the CPU, signs evidence about them, and runs five promotions: approved, denied for a
+    stress regression, denied for tampered evidence, held for human sign-off, and approved on
+    an eval imported from lm-eval results through imports.yaml. Each decision goes to a git
+    ledger and a PDF packet.
     """
     from slmgate.engine.demo import run_demo
 

@@ -1,4 +1,5 @@
-"""The demo end to end, through the real CLI: four promotions, a ledger and four packets."""
+"""The demo end to end, through the real CLI: five promotions (one on an imported lm-eval
+result), a ledger and five packets."""
 
 from __future__ import annotations
 
@@ -27,10 +28,15 @@ def test_demo_runs_the_main_path(tmp_path: Path) -> None:
         "02-regressed-candidate": ("deny", 1),
         "03-tampered-evidence": ("deny", 4),
         "04-serving-change": ("review", 3),
+        "05-imported-lm-eval": ("approve", 0),
     }
     assert "gate.stress.accuracy" in r.stdout and "signature" in r.stdout
     commits = list(git.Repo(out / "ledger").iter_commits())
-    assert len(commits) == 6  # creation + one per decision + the deployment attestation
+    assert len(commits) == 7  # creation + one per decision + the deployment attestation
+    # 05's eval is the lm-eval results file imported through imports.yaml, with its baseline
+    lm_eval = json.loads((out / "lm-eval" / "candidate.json").read_text())
+    assert lm_eval["n-samples"]["support_triage_stress"]["effective"] > 0
+    assert (out / "policy-repo" / "imports.yaml").is_file()
     deployments = {d["region"]: d for d in summary["deployments"]}
     assert deployments["eu-west"]["verified"] is True
     verify = subprocess.run([sys.executable, "-m", "slmgate.engine.cli", "ledger", "verify", "--ledger",

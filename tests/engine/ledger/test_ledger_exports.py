@@ -26,6 +26,7 @@ from slmgate.engine.policy._decision import Decision
 from slmgate.evidence import format_time
 from tests.conftest import NOW
 from tests.engine.ledger.test_ledger import LedgerKit, ledger_kit, slmgate, slmgate_process
+from tests.junit_xsd import assert_valid_junit
 
 __all__ = ["ledger_kit"]
 
@@ -89,6 +90,7 @@ def test_junit_export_has_a_testcase_per_check_and_failures_for_failed_ones(
     out = tmp_path / "j.xml"
     r = slmgate("ledger", "export", ledger_kit.ids[2], "--ledger", ledger_kit.ledger, "--junit", out)
     assert r.returncode == 0, r.stderr
+    assert_valid_junit(out.read_text())
     suite = ET.parse(out).getroot().find("testsuite")
     assert suite is not None
     cases = {c.get("name"): c for c in suite.iter("testcase")}
@@ -116,6 +118,7 @@ def test_promote_format_junit_prints_junit_and_keeps_the_gate_exit_code(
     r = slmgate_process("promote", ledger_kit.requests[1], "--policies", world.policies, "--at", at,
                         "--format", "junit")
     assert r.returncode == 1, r.stderr
+    assert_valid_junit(r.stdout)
     root = ET.fromstring(r.stdout)
     failures = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
     assert "gate.stress.accuracy.max_drop" in failures
