@@ -76,8 +76,19 @@ def demo(out: Path, fmt: str) -> None:
                          f"approved by {dep['decision']} (attestation {dep['attestation']})")
         else:
             lines.append(f"  deployed {dep['region']:<12} DRIFTED  {dep['check']}: {dep['message'][:110]}")
-    lines += ["", f"  ledger:   {out / 'ledger'}  (git log there: one commit per decision and "
-                  "per deployment attestation)",
+    weeks = summary.get("operations", [])
+    if weeks:
+        lines.append("")
+    for w in weeks:
+        cost = w["cost_per_successful_task"]
+        lines.append(f"  week {w['week']} {w['weights_digest'][7:19]}  {w['tasks']:>4} tickets  "
+                     f"automated {w['automated_share']:6.1%}  escalated {w['escalation_share']:6.1%}  "
+                     f"cost/successful {'—' if cost is None else f'{cost:.4f}'}  "
+                     f"p95 {w['latency_p95_ms']:.2f} ms  (recorded {w['attestation']})")
+    for fmt, path in summary.get("reports", {}).items():
+        lines.append(f"  program report ({fmt}): {path}")
+    lines += ["", f"  ledger:   {out / 'ledger'}  (git log there: one commit per decision, "
+                  "per deployment attestation and per week of operations metrics)",
               f"  policies: {out / 'policy-repo'}", f"  summary:  {out / 'summary.json'}"]
     emit(fmt, summary, "\n".join(lines))
 
@@ -293,7 +304,9 @@ def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pa
 # ------------------------------------------------------------------------------------ groups
 # Each area keeps its commands in its own module; register new groups here.
 
+from slmgate.engine.cli._ops import ops  # noqa: E402
 from slmgate.engine.cli._packet import packet, ropa  # noqa: E402
+from slmgate.engine.cli._program import report  # noqa: E402
 from slmgate.engine.cli._review import approve, review  # noqa: E402
 
 main.add_command(policy)
@@ -301,6 +314,8 @@ main.add_command(evidence)
 main.add_command(keys)
 main.add_command(ledger_group)
 main.add_command(deploy)
+main.add_command(ops)
+main.add_command(report)
 main.add_command(packet)
 main.add_command(ropa)
 main.add_command(approve)
