@@ -412,7 +412,7 @@ def _deploy(work: Path, out: Path, ledger: Ledger, gate_key: SigningKey,
 
 # The demo's weekly ticket stream: a sample of the week's traffic, some of it typed in a hurry.
 OPS_WEEKS = 6
-OPS_TICKETS_PER_WEEK = 160
+OPS_TICKETS_PER_WEEK = 120
 OPS_TYPO_SHARE = 0.4
 
 
