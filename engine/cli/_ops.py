@@ -42,8 +42,8 @@ Columns (one row per ISO week):
   {METRIC_PREFIX + '<id>':<15} charter business metric <id> measured that week
 
 \b
-One week: -o is the envelope file. Several weeks: -o is a folder that receives
-ops-metrics-<week>[-<region>].dsse.json each. A bad row (exit 2, naming the file, the line
+One week: -o is the envelope file (or a folder it goes into). Several weeks: -o is a folder
+that receives ops-metrics-<week>[-<region>].dsse.json each. A bad row (exit 2, naming the file, the line
 and the column) writes nothing.""")
 @click.argument("metrics", type=click.Path(path_type=Path))
 @POLICIES
@@ -81,7 +81,7 @@ def import_command(metrics: Path, policies: Path, sign_key: Path, output: Path,
         name = f"ops-metrics-{w.week}{f'-{region}' if region else ''}.dsse.json"
         signed[name] = sign_envelope(make_statement(w.model, w.digest_hex, "ops-metrics",
                                                     w.predicate), [key]).to_json()
-    if len(signed) == 1:
+    if len(signed) == 1 and not output.is_dir():
         write_atomic(output, next(iter(signed.values())))
         written = [str(output)]
     else:

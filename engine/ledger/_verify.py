@@ -557,6 +557,10 @@ def verify_ledger(path: Path, gates: GateKeys, *, allow_unsigned_chain: bool = F
     5. its policy bundle is stored, and a newly stored bundle hashes to its digest;
     6. the record is a decision-record statement signed by a gate key, agreeing with the entry
        on id, outcome, bundle digest, request digest and the evidence it used;
+    7. an attestation entry (steps 1-3 as any entry) adds exactly its attestation, matching its
+       sha256 and of its kind: a deployment attestation signed by a gate key, naming a decision
+       recorded before it; operations metrics signed, when the keys came from a trust policy,
+       by an identity it allows to sign ops-metrics;
 
     and finally the working tree holds every committed file unchanged. A git object that
     cannot be read is a problem of the report (could not verify), not an ``InputError``.

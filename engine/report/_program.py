@@ -224,7 +224,7 @@ def _trajectories(weeks: Sequence[Week], charter: Mapping[str, Any]) -> dict[str
     metrics = {str(m["id"]): m for m in charter["business_metrics"]}
     named = (charter.get("operations") or {}).get("trajectories") or {}
     currency = str(((charter.get("operations") or {}).get("cost_model") or {}).get("currency", ""))
-    values = {
+    values: dict[str, list[tuple[str, float | None]]] = {
         "cost": [(w.week, w.cost_per_successful) for w in weeks],
         "defects": [(w.week, w.defects_per_1000 / 1000) for w in weeks],
         "adoption": [(w.week, w.automated_share) for w in weeks],
