@@ -15,6 +15,7 @@ import yaml
 
 from slmgate.engine.ledger._store import Ledger
 from tests.conftest import NOW
+from tests.engine.deploy.test_deploy import _attest
 from tests.engine.ledger.test_ledger import LedgerKit, ledger_kit, slmgate  # noqa: F401  (fixture)
 from tests.engine.ops.test_ops import AT, ops_import, week_row, write_csv
 
@@ -36,6 +37,11 @@ def program(ledger_kit: LedgerKit, tmp_path_factory: pytest.TempPathFactory) -> 
     trust = yaml.safe_load((policies / "trust.yaml").read_text())
     trust["identities"]["ml-lead"]["valid_until"] = "2026-12-01T00:00:00Z"
     (policies / "trust.yaml").write_text(yaml.safe_dump(trust, sort_keys=False))
+    subs = yaml.safe_load((policies / "subprocessors.yaml").read_text())
+    subs["subprocessors"]["us-helpdesk"] = {
+        "name": "Example Helpdesk Inc.", "service": "Ticket inbox", "data_classes": ["contact_details"],
+        "regions": ["us"], "assurances": ["dpa-signed"], "transfer_safeguard": "SCCs (2021/914)"}
+    (policies / "subprocessors.yaml").write_text(yaml.safe_dump(subs, sort_keys=False))
     rows = [week_row(world, "2026-W44", automated=200, successful=200, defects=60, escalated=120),
             week_row(world, "2026-W45", automated=220, successful=220, defects=50, escalated=110),
             week_row(world, "2026-W46", automated=250, successful=250, defects=40, escalated=100),
@@ -45,6 +51,9 @@ def program(ledger_kit: LedgerKit, tmp_path_factory: pytest.TempPathFactory) -> 
     for envelope in sorted((root / "weeks").iterdir()):
         assert slmgate("ledger", "record", envelope, "--ledger", ledger, "--policies", policies,
                        "--signing-key", world.secrets / "slmgate-gate.key").returncode == 0
+    # eu-central still serves other weights than eu-west: a drifted region
+    _attest(ledger_kit, ledger, "eu-west", world.candidate_sha)
+    _attest(ledger_kit, ledger, "eu-central", world.baseline_sha)
     return ledger, policies
 
 
@@ -77,7 +86,12 @@ def test_the_json_report_holds_the_trajectories_the_risk_note_and_the_council_pa
     assert risks["pending_reviews"][0]["needs"] == "1× release-manager"
     [denied] = risks["denied"]
     assert denied["request"] == "req-deny" and "gate.stress.accuracy" in denied["root_cause"]
-    assert risks["regions_drifted"] == [] and risks["refused_records"] == []
+    assert [r["region"] for r in risks["regions_drifted"]] == ["eu-central", "eu-west"]
+    assert all(any(f.startswith("drift:") for f in r["flags"]) for r in risks["regions_drifted"])
+    assert risks["subprocessors_under_safeguards"] == [{
+        "subprocessor": "us-helpdesk", "name": "Example Helpdesk Inc.",
+        "data_classes": ["contact_details"], "regions": ["us"], "safeguard": "SCCs (2021/914)"}]
+    assert risks["refused_records"] == []
     council = doc["council"]
     assert council["decisions"] == 3
     latency = {row["tier"]: row for row in council["decision_latency"]}
@@ -105,7 +119,7 @@ def test_the_pdf_report_is_pdfa_with_its_json_attached(program: tuple[Path, Path
     assert len(pdf.pages) >= 2
     first = pdf.pages[0].extract_text()
     for text in ("Cost per successful task", "Defects and escalations", "Risk note", "w-stress",
-                 "Pending review"):
+                 "Pending review", "Region eu-central", "SCCs (2021/914)"):
         assert text in first, text
     assert "Decision latency" in pdf.pages[1].extract_text()
     assert "program-report.json" in pdf.attachments
