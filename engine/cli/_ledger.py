@@ -155,12 +155,13 @@ def record(envelope: Path, ledger_dir: Path, policies: Path, trust: Path | None,
     already recorded)."""
     from datetime import UTC, datetime
 
-    from slmgate.engine.ledger._store import Ledger
+    from slmgate.engine.ledger._store import Ledger, open_repo
     from slmgate.engine.ops._record import verified_attestation
     from slmgate.engine.policy._bundle import load_trust_policy
     from slmgate.evidence import SigningKey
 
     key = SigningKey.load(signing_key) if signing_key else None
+    open_repo(ledger_dir).close()  # an existing ledger only: a mistyped path is not a new ledger
     trust_policy = load_trust_policy(trust or policies / "trust.yaml")
     now = datetime.now(UTC).replace(microsecond=0)
     try:

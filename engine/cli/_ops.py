@@ -41,7 +41,6 @@ Columns (one row per ISO week):
 {_COLUMN_HELP}
   {METRIC_PREFIX + '<id>':<15} charter business metric <id> measured that week
 
-\b
 One week: -o is the envelope file (or a folder it goes into). Several weeks: -o is a folder
 that receives ops-metrics-<week>[-<region>].dsse.json each. A bad row (exit 2, naming the file, the line
 and the column) writes nothing.""")

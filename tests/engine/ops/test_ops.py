@@ -72,6 +72,10 @@ def test_weeks_are_signed_under_the_charter_cost_model_recorded_and_verified(
     again = slmgate("ledger", "record", envelope, "--ledger", ledger, "--policies", world.policies,
                     "--signing-key", world.secrets / "slmgate-gate.key")
     assert again.returncode == 2 and "already recorded" in again.stderr
+    nowhere = slmgate("ledger", "record", envelope, "--ledger", tmp_path / "typo", "--policies",
+                      world.policies, "--signing-key", world.secrets / "slmgate-gate.key")
+    assert nowhere.returncode == 2 and "no such ledger" in nowhere.stderr
+    assert not (tmp_path / "typo").exists()
     verify = slmgate("ledger", "verify", "--ledger", ledger, "--trust", ledger_kit.trust)
     assert verify.returncode == 0, verify.stdout
     assert "5 decision(s)" in verify.stdout  # three decisions and two weeks in one chain
