@@ -56,6 +56,8 @@ def trajectory_chart(series: Sequence[tuple[str, float]], *, baseline: float | N
     values = [v for _, v in series] + [v for _, v in second]
     values += [v for v in (baseline, target) if v is not None]
     top = max(values) * 1.1 or 1.0
+    if unit == "ratio" and max(values) <= 1:
+        top = min(top, 1.0)  # a share never reads above 100 %
     bottom = 0.0
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
     n = len(series)
