@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -427,7 +428,9 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
         results.append(DemoPromotion(folder.name, story, expected, result.decision,
                                      out / "packets" / pdf.name, entry.commit))
     deployments = _deploy(work, out, ledger, gate_key, models, results[0].decision.id, now)
-    progress("[6/6] done")
+    progress("[6/6] weeks in service (ops-metrics signed and recorded) and the program report")
+    operations = _operate(work, out, ledger, bundle, models, now)
+    reports = _report(work, out, ledger, bundle, now)
     summary = {
         "generated_at": stamp, "policy_bundle": bundle.digest, "ledger": str(out / "ledger"),
         "promotions": [{"name": r.name, "story": r.story, "expected": r.expected,
@@ -435,6 +438,8 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
                         "summary": r.decision.summary(), "packet": str(r.packet),
                         "ledger_commit": r.commit} for r in results],
         "deployments": deployments,
+        "operations": operations,
+        "reports": reports,
     }
     write_atomic(work / "summary.json", json.dumps(summary, indent=2).encode() + b"\n")
     for r in results:
@@ -470,3 +475,128 @@ def _deploy(work: Path, out: Path, ledger: Ledger, gate_key: SigningKey,
                       "decision": check.decision_id, "attestation": entry.decision_id,
                       "path": str(out / "deployments" / region / "weights")})
     return found
+
+
+# The demo's weekly ticket stream: a sample of the week's traffic, some of it typed in a hurry.
+OPS_WEEKS = 6
+OPS_TICKETS_PER_WEEK = 120
+OPS_TYPO_SHARE = 0.4
+
+
+def _week_stream(week: str, size: int) -> list[Any]:
+    """The tickets of one week (seeded by the week, so a week names its stream)."""
+    import random
+
+    from slmgate.runtime._tickets import perturb, traffic_ticket
+
+    rng = random.Random(f"ops:{week}")
+    stream = []
+    for _ in range(size):
+        ticket = traffic_ticket(rng)
+        if rng.random() < OPS_TYPO_SHARE:
+            ticket = type(ticket)(perturb(ticket.text, rng), ticket.label, ticket.kind)
+        stream.append(ticket)
+    return stream
+
+
+def _serve_week(model: Any, tickets: list[Any], charter: dict[str, Any]) -> dict[str, Any]:
+    """Serve each ticket on this machine, one request at a time, and count what happened: a
+    ticket routed to its right queue is automated (no human edit), one sent to human review is
+    escalated, one routed to a wrong queue is a defect (an agent re-routes it)."""
+    import time
+
+    from slmgate.runtime import predict
+    from slmgate.runtime._labels import ESCALATION
+
+    latencies, automated, escalated, defects = [], 0, 0, 0
+    for ticket in tickets:
+        started = time.perf_counter()
+        label = predict(model, [ticket.text], batch_size=1)[0]
+        latencies.append((time.perf_counter() - started) * 1000)
+        if label == ESCALATION:
+            escalated += 1
+        elif label == ticket.label:
+            automated += 1
+        else:
+            defects += 1
+    latencies.sort()
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+    # Minutes to the first queue assignment: the model's latency when it routed the ticket, the
+    # charter's baseline handle time (people routing) for every other ticket.
+    human = next(float(m["baseline"]) for m in charter["business_metrics"] if m["id"] == "handle_time")
+    handle = (automated * statistics.median(latencies) / 60000 + (len(tickets) - automated) * human)
+    return {"tasks": len(tickets), "automated": automated, "escalated": escalated,
+            "defects": defects, "errors": 0, "successful": automated,
+            "latency_p95_ms": f"{p95:.3f}", "bm.handle_time": f"{handle / len(tickets):.4f}"}
+
+
+def _operate(work: Path, out: Path, ledger: Ledger, bundle: Any, models: dict[str, Path],
+             now: datetime) -> list[dict[str, Any]]:
+    """Weeks in service: the baseline served the weeks before the promotion, the approved
+    candidate serves from the promotion's week on (to date). Each week's ticket stream is served
+    here, the counts written as a monitoring export (``ops/metrics.csv``), imported under the
+    charter's cost model, signed by the monitoring service and recorded in the ledger."""
+    import csv
+    import io
+
+    from slmgate.engine.ops._metrics import OpsCharter, import_weeks, iso_week, week_of
+    from slmgate.engine.ops._record import verified_attestation
+    from slmgate.runtime import load_model
+
+    charter = bundle.data["charter"]
+    ops_charter = OpsCharter.from_charter(charter, source="charter.yaml")
+    per_week = ops_charter.cost_model.device_hours_per_week or 168.0
+    served = {"baseline": load_model(models["baseline"]), "candidate": load_model(models["candidate"])}
+    digests = {n: hash_model_dir(models[n], model_name=MODEL_NAME).root_digest for n in served}
+    this_week = week_of(now.date())
+    rows = []
+    for back in range(OPS_WEEKS - 1, -1, -1):
+        week = week_of(now.date() - timedelta(weeks=back))
+        start = datetime.combine(iso_week(week)[0], datetime.min.time(), tzinfo=UTC)
+        # The promotion's week is reported to date: its hours and its share of the week's traffic.
+        share = 1.0 if week != this_week else max(1 / 168, min(1.0, (now - start) / timedelta(days=7)))
+        name = "candidate" if week == this_week else "baseline"
+        counts = _serve_week(served[name], _week_stream(week, max(24, round(OPS_TICKETS_PER_WEEK * share))),
+                             charter)
+        rows.append({"week": week, "model": MODEL_NAME, "model_digest": f"sha256:{digests[name]}",
+                     "region": "", "device_hours": f"{per_week * share:.4f}", **counts})
+    folder = work / "ops"
+    folder.mkdir()
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(folder / "metrics.csv", text.getvalue().encode())
+    key = SigningKey.load(work / "secrets" / "monitoring.key")
+    trust = bundle.trust
+    recorded = []
+    for w in import_weeks(folder / "metrics.csv", ops_charter, now):
+        envelope = folder / f"ops-metrics-{w.week}.dsse.json"
+        write_atomic(envelope, sign_envelope(make_statement(w.model, w.digest_hex, "ops-metrics",
+                                                            w.predicate), [key]).to_json())
+        _, pending = verified_attestation(envelope, trust, now)
+        entry = ledger.record_pending(pending)
+        p = w.predicate
+        recorded.append({"week": w.week, "weights_digest": p["model"]["weights_digest"],
+                         "tasks": p["tasks"], "automated_share": p["automated_share"],
+                         "escalation_share": p["escalation_share"],
+                         "defects_per_1000": p["defects_per_1000"],
+                         "cost_per_successful_task": p["cost"]["per_successful_task"],
+                         "latency_p95_ms": p["latency_p95_ms"], "attestation": entry.decision_id,
+                         "envelope": str(out / "ops" / envelope.name)})
+    return recorded
+
+
+def _report(work: Path, out: Path, ledger: Ledger, bundle: Any, now: datetime) -> dict[str, str]:
+    """The program report of the demo's own ledger, as PDF and as HTML."""
+    from slmgate.engine.report._program import program_report
+    from slmgate.engine.report._render import write_report
+
+    gates = GateKeys.from_trust_file(work / "policy-repo" / "trust.yaml")
+    with LedgerHistory(ledger.path) as history:
+        report = program_report(history, bundle, gates, now)
+    written = {}
+    for fmt in ("pdf", "html"):
+        write_report(report, fmt, work / "reports" / f"program-report.{fmt}")
+        written[fmt] = str(out / "reports" / f"program-report.{fmt}")
+    return written

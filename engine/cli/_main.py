@@ -28,6 +28,8 @@ COMMANDS = {
     "keys": ("slmgate.engine.cli._evidence:keys",),
     "ledger": ("slmgate.engine.cli._ledger:ledger",),
     "deploy": ("slmgate.engine.cli._deploy:deploy",),
+    "ops": ("slmgate.engine.cli._ops:ops",),
+    "report": ("slmgate.engine.cli._program:report",),
     "packet": ("slmgate.engine.cli._packet:packet",),
     "ropa": ("slmgate.engine.cli._packet:ropa",),
     "approve": ("slmgate.engine.cli._review:approve",),
@@ -89,8 +91,19 @@ def demo(out: Path, fmt: str) -> None:
                          f"approved by {dep['decision']} (attestation {dep['attestation']})")
         else:
             lines.append(f"  deployed {dep['region']:<12} DRIFTED  {dep['check']}: {dep['message'][:110]}")
-    lines += ["", f"  ledger:   {out / 'ledger'}  (git log there: one commit per decision and "
-                  "per deployment attestation)",
+    weeks = summary.get("operations", [])
+    if weeks:
+        lines.append("")
+    for w in weeks:
+        cost = w["cost_per_successful_task"]
+        lines.append(f"  week {w['week']} {w['weights_digest'][7:19]}  {w['tasks']:>4} tickets  "
+                     f"automated {w['automated_share']:6.1%}  escalated {w['escalation_share']:6.1%}  "
+                     f"cost/successful {'—' if cost is None else f'{cost:.4f}'}  "
+                     f"p95 {w['latency_p95_ms']:.2f} ms  (recorded {w['attestation']})")
+    for fmt, path in summary.get("reports", {}).items():
+        lines.append(f"  program report ({fmt}): {path}")
+    lines += ["", f"  ledger:   {out / 'ledger'}  (git log there: one commit per decision, "
+                  "per deployment attestation and per week of operations metrics)",
               f"  policies: {out / 'policy-repo'}", f"  summary:  {out / 'summary.json'}"]
     emit(fmt, summary, "\n".join(lines))
 

@@ -109,6 +109,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "deployments": {"type": "dict", "default": {"max_verification_age_hours": 168}, "schema": {
             "max_verification_age_hours": {"type": "integer", "min": 1, "default": 168},
         }},
+        # Operations: the cost model (device-hours x price) and which business metric each
+        # executive trajectory is charted against (`slmgate ops import`, `report program`).
+        "operations": {"type": "dict", "schema": {
+            "cost_model": {"type": "dict", "required": True, "schema": {
+                "device": {**_str, "required": True},
+                "price_per_device_hour": {"type": "number", "required": True, "min": 0},
+                "currency": {"type": "string", "required": True, "regex": r"^[A-Z]{3}$"},
+                "device_hours_per_week": {"type": "number", "min": 0, "max": 168 * 10000},
+            }},
+            "trajectories": {"type": "dict", "schema": {
+                name: {**_str, "required": True} for name in ("cost", "defects", "adoption")}},
+        }},
     },
     "purposes": {
         "purposes": {"type": "dict", "required": True, "minlength": 1, "valuesrules": {
@@ -357,6 +369,11 @@ def _cross_references(docs: dict[str, YamlDocument], data: dict[str, Any]) -> li
         problems.append(Problem(docs[name].where(key), ".".join(str(k) for k in key), message))
 
     classes = set(data["charter"]["data_classes"])
+    metrics = {m["id"] for m in data["charter"]["business_metrics"]}
+    for name, mid in ((data["charter"].get("operations") or {}).get("trajectories") or {}).items():
+        if mid not in metrics:
+            bad("charter", ("operations", "trajectories", name),
+                f"unknown business metric {mid!r}; business_metrics declares {sorted(metrics)}")
     for i, measure in enumerate(data["charter"]["security_measures"]):
         for j, dc in enumerate(measure["applies_to"]):
             if dc not in classes:

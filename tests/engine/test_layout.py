@@ -1,6 +1,6 @@
-"""The architecture, checked: the engine's rooms import one way (cli -> demo -> promote -> packet
--> ledger -> policy -> request -> evidence), no package has an import cycle, and the public API
-is pinned."""
+"""The architecture, checked: the engine's rooms import one way (cli -> demo -> promote -> report
+-> packet -> ops -> deploy -> ledger -> policy -> request -> evidence), no package has an import
+cycle, and the public API is pinned."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ LEVELS = {
     "slmgate.engine.policy": 3,
     "slmgate.engine.ledger": 4,
     "slmgate.engine.deploy": 4.5,  # deployments: reads the ledger, below the packet
+    "slmgate.engine.ops": 4.6,  # operations metrics: imported and verified for the ledger
     "slmgate.engine.packet": 5,
+    "slmgate.engine.report": 5.5,  # the program report: the packet's pipeline over the records
     "slmgate.engine.promote": 6,
     "slmgate.engine.demo": 7,
     "slmgate.engine.cli": 8,
@@ -135,7 +137,7 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 
 def test_each_room_says_its_job_and_what_it_may_import() -> None:
-    for room in ("request", "policy", "ledger", "packet", "cli"):
+    for room in ("request", "policy", "ledger", "deploy", "ops", "packet", "report", "cli"):
         doc = ast.get_docstring(ast.parse((ROOT / "engine" / room / "__init__.py").read_text()))
         assert doc and ("May import" in doc or "may import" in doc), room
 
