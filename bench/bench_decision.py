@@ -72,7 +72,7 @@ def bench_engines(iterations: int) -> dict[str, dict[str, float]]:
     return results
 
 
-def bench_process(runs: int) -> dict[str, float]:
+def bench_process(runs: int, engine: str = "regorus") -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from tests.conftest import make_world  # the test fixtures build a signed request
 
@@ -83,7 +83,7 @@ def bench_process(runs: int) -> dict[str, float]:
         now = datetime.now(UTC).replace(microsecond=0)
         req = world.request(tmp / "req", world.standard_evidence(when=now))
         cmd = [str(ROOT / ".venv" / "bin" / "slmgate"), "promote", str(req),
-               "--policies", str(world.policies)]
+               "--policies", str(world.policies), "--engine", engine]
         samples = []
         for _ in range(runs):
             t0 = time.perf_counter()
@@ -129,11 +129,36 @@ def bench_request_loading(iterations: int) -> dict[str, float]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bench_whatif(ledger: Path, policies: Path, limit: int) -> dict[str, float]:
+    """What-if's own loop (load each recorded decision, rebuild its facts from the stored
+    request and evidence, evaluate, compare) over the first ``limit`` decisions of ``ledger``,
+    on one core, per engine: decisions per second."""
+    from slmgate.engine.ledger._history import LedgerHistory
+    from slmgate.engine.ledger._verify_cache import CachedVerifier
+    from slmgate.engine.ledger._whatif import evaluate_entries
+    from slmgate.engine.policy._engines import embedded_engine
+
+    bundle = load_bundle(policies)
+    out = {}
+    with LedgerHistory(ledger) as history:
+        entries = history.entry_paths[:limit]
+        for engine in ("regorus", "regopy"):
+            policy = embedded_engine(bundle, engine)
+            t0 = time.perf_counter()
+            items = evaluate_entries(history, entries, bundle, policy, CachedVerifier())
+            out[engine] = len(items) / (time.perf_counter() - t0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--process-runs", type=int, default=10)
+    parser.add_argument("--whatif-ledger", type=Path, default=None, metavar="DIR",
+                        help="a ledger (e.g. built by bench_whatif.py --out) to time what-if's loop on")
+    parser.add_argument("--whatif-policies", type=Path, default=None, metavar="DIR")
+    parser.add_argument("--whatif-decisions", type=int, default=1000)
     args = parser.parse_args()
     loading = bench_request_loading(max(50, args.iterations // 4))
     print(f"request loading: hardened {loading['hardened']:.3f} ms, naive json.loads + read_bytes "
@@ -144,9 +169,15 @@ def main() -> None:
     fast, compiled, query = engines.values()
     print(f"regorus over regopy's compiled bundle: {compiled['p50_ms'] / fast['p50_ms']:.1f}x (p50); "
           f"compiled bundle over query(): {query['p50_ms'] / compiled['p50_ms']:.1f}x")
-    proc = bench_process(args.process_runs)
-    print(f"slmgate promote, whole process ({args.process_runs} runs): p50 {proc['p50_s']:.3f} s "
-          f"(min {proc['min_s']:.3f}, max {proc['max_s']:.3f})")
+    for engine in ("regorus", "regopy"):
+        proc = bench_process(args.process_runs, engine)
+        print(f"slmgate promote --engine {engine}, whole process ({args.process_runs} runs): "
+              f"p50 {proc['p50_s']:.3f} s (min {proc['min_s']:.3f}, max {proc['max_s']:.3f})")
+    if args.whatif_ledger:
+        policies = args.whatif_policies or args.whatif_ledger.parent / "policies"
+        rates = bench_whatif(args.whatif_ledger, policies, args.whatif_decisions)
+        print(f"what-if loop, one core, {args.whatif_decisions} decisions: regorus {rates['regorus']:.1f}/s, "
+              f"regopy {rates['regopy']:.1f}/s ({rates['regorus'] / rates['regopy']:.1f}x)")
 
 
 if __name__ == "__main__":

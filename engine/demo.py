@@ -1,15 +1,18 @@
 """`slmgate demo`: the whole main path on the embedded defaults, with no server and no network.
 
 Lays out a policy repository with fresh keys, trains a baseline and two candidates, produces
-signed evidence about each, and runs four promotions through the gate: one approved, one denied
-for a stress regression, one denied because an envelope was altered after signing, and one
-held for human sign-off. Every decision is recorded in a git ledger and rendered as a packet.
+signed evidence about each, and runs five promotions through the gate: one approved, one denied
+for a stress regression, one denied because an envelope was altered after signing, one held
+for human sign-off, and one approved on its eval handed over as lm-evaluation-harness results
+and imported through the policy repository's imports.yaml. Every decision is recorded in a git
+ledger and rendered as a packet.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -177,6 +180,58 @@ def _capture(model_dir: Path, secrets: Path, root: str, dest: Path, *, batch_siz
                  dest / "serving-config.dsse.json")
 
 
+def _lm_eval_results(evaluation: dict[str, Any], role: str, model_dir: Path) -> dict[str, Any]:
+    """One model's side (``candidate`` or ``baseline``) of the demo's golden-set eval, written in
+    lm-evaluation-harness's results-file format, as a team that runs lm-eval hands it over (the
+    demo does not run lm-eval): a task per layer (``support_triage_<layer>``) with every sample
+    evaluated, its sample digest, the run's date and duration, full precision."""
+    suite = str(evaluation["suite"]["name"]).replace("-", "_")
+    examples = {d["layer"]: d for d in evaluation["datasets"]}
+    started = datetime.fromisoformat(evaluation["started_at"].replace("Z", "+00:00"))
+    finished = datetime.fromisoformat(evaluation["finished_at"].replace("Z", "+00:00"))
+    tasks = {f"{suite}_{layer}": layer for layer in evaluation["layers"]}
+    return {
+        "results": {task: {"alias": task, **{f"{metric},none": values[role] for metric, values
+                                             in evaluation["layers"][layer]["metrics"].items()}}
+                    for task, layer in tasks.items()},
+        "group_subtasks": {task: [] for task in tasks},
+        "configs": {task: {"task": task, "dataset_path": f"slmgate/{evaluation['suite']['name']}",
+                           "dataset_name": layer} for task, layer in tasks.items()},
+        "versions": {task: evaluation["suite"]["version"] for task in tasks},
+        "n-shot": {task: 0 for task in tasks},
+        "n-samples": {task: {"original": examples[layer]["examples"],
+                             "effective": examples[layer]["examples"]}
+                      for task, layer in tasks.items()},
+        "task_hashes": {task: examples[layer]["digest"]["sha256"] for task, layer in tasks.items()},
+        "config": {"model": "slmgate-demo", "model_args": f"pretrained={model_dir.name}",
+                   "batch_size": None, "device": evaluation["serving"]["device"],
+                   "model_dtype": evaluation["serving"]["dtype"], "limit": None},
+        "date": started.timestamp(),
+        "total_evaluation_time_seconds": str((finished - started).total_seconds()),
+    }
+
+
+def _imported_eval(work: Path, secrets: Path, model_dir: Path, baseline_sha: str, root: str,
+                   dest: Path) -> Path:
+    """The demo's eval as lm-eval results files (work/lm-eval/), imported through the policy
+    repository's imports.yaml with the baseline's results, and signed by the eval harness."""
+    from slmgate.runtime import import_lm_eval, run_eval  # torch lives there
+    from slmgate.runtime._importers import load_metric_map
+
+    evaluation = run_eval(model_dir, work / "models" / "baseline")
+    files = {}
+    for role, folder in (("candidate", model_dir), ("baseline", work / "models" / "baseline")):
+        files[role] = work / "lm-eval" / f"{role}.json"
+        files[role].parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(files[role], json.dumps(_lm_eval_results(evaluation, role, folder),
+                                             indent=2).encode() + b"\n")
+    predicate = import_lm_eval(files["candidate"], baseline=files["baseline"],
+                               baseline_subject=baseline_sha, baseline_name=MODEL_NAME,
+                               metric_map=load_metric_map(work / "policy-repo" / "imports.yaml"))
+    return _sign(secrets, "eval-harness", MODEL_NAME, root, "eval-result", predicate,
+                 dest / "eval-result.dsse.json")
+
+
 def _deployed(envelope: Path) -> dict[str, Any]:
     """The serving configuration a request deploys: the one its serving-config measured."""
     import base64
@@ -333,6 +388,18 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
              model_dir=models["candidate"], change_classes=["weights_retrain", "serving_config"],
              evidence=f_ev, changes=["Serving batch size 8 -> 16"], training=trained)
 
+    imported = promos / "05-imported-lm-eval"
+    shutil.copytree(good / "evidence", imported / "evidence")
+    i_ev = {ref: imported / "evidence" / p.name for ref, p in ev.items()}
+    i_ev["eval-result"] = _imported_eval(work, secrets, models["candidate"], baseline_sha, root,
+                                         imported / "evidence")
+    _request(imported, rid="req-weekly-retrain-1.1.0-lm-eval", version="1.1.0", root=root,
+             summary="The weekly retrain, its eval handed over as lm-evaluation-harness results",
+             baseline_sha=baseline_sha, model_dir=models["candidate"],
+             change_classes=["weights_retrain"], evidence=i_ev,
+             changes=["Eval imported from lm-eval results files through imports.yaml"],
+             training=trained)
+
     progress("[4/6] promotions through the gate (regopy, compiled once)")
     policy = embedded_engine(bundle)
     gate_key = SigningKey.load(secrets / "slmgate-gate.key")
@@ -342,6 +409,7 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
         (bad, "candidate regresses on the stress layer", "deny"),
         (tampered, "eval envelope edited after signing", "deny"),
         (family, "serving-config change: one of two sign-offs present", "review"),
+        (imported, "weekly retrain gated on an imported lm-eval result (imports.yaml)", "approve"),
     ]
     results = []
     packets = work / "packets"
@@ -360,7 +428,9 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
         results.append(DemoPromotion(folder.name, story, expected, result.decision,
                                      out / "packets" / pdf.name, entry.commit))
     deployments = _deploy(work, out, ledger, gate_key, models, results[0].decision.id, now)
-    progress("[6/6] done")
+    progress("[6/6] weeks in service (ops-metrics signed and recorded) and the program report")
+    operations = _operate(work, out, ledger, bundle, models, now)
+    reports = _report(work, out, ledger, bundle, now)
     summary = {
         "generated_at": stamp, "policy_bundle": bundle.digest, "ledger": str(out / "ledger"),
         "promotions": [{"name": r.name, "story": r.story, "expected": r.expected,
@@ -368,6 +438,8 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
                         "summary": r.decision.summary(), "packet": str(r.packet),
                         "ledger_commit": r.commit} for r in results],
         "deployments": deployments,
+        "operations": operations,
+        "reports": reports,
     }
     write_atomic(work / "summary.json", json.dumps(summary, indent=2).encode() + b"\n")
     for r in results:
@@ -403,3 +475,128 @@ def _deploy(work: Path, out: Path, ledger: Ledger, gate_key: SigningKey,
                       "decision": check.decision_id, "attestation": entry.decision_id,
                       "path": str(out / "deployments" / region / "weights")})
     return found
+
+
+# The demo's weekly ticket stream: a sample of the week's traffic, some of it typed in a hurry.
+OPS_WEEKS = 6
+OPS_TICKETS_PER_WEEK = 120
+OPS_TYPO_SHARE = 0.4
+
+
+def _week_stream(week: str, size: int) -> list[Any]:
+    """The tickets of one week (seeded by the week, so a week names its stream)."""
+    import random
+
+    from slmgate.runtime._tickets import perturb, traffic_ticket
+
+    rng = random.Random(f"ops:{week}")
+    stream = []
+    for _ in range(size):
+        ticket = traffic_ticket(rng)
+        if rng.random() < OPS_TYPO_SHARE:
+            ticket = type(ticket)(perturb(ticket.text, rng), ticket.label, ticket.kind)
+        stream.append(ticket)
+    return stream
+
+
+def _serve_week(model: Any, tickets: list[Any], charter: dict[str, Any]) -> dict[str, Any]:
+    """Serve each ticket on this machine, one request at a time, and count what happened: a
+    ticket routed to its right queue is automated (no human edit), one sent to human review is
+    escalated, one routed to a wrong queue is a defect (an agent re-routes it)."""
+    import time
+
+    from slmgate.runtime import predict
+    from slmgate.runtime._labels import ESCALATION
+
+    latencies, automated, escalated, defects = [], 0, 0, 0
+    for ticket in tickets:
+        started = time.perf_counter()
+        label = predict(model, [ticket.text], batch_size=1)[0]
+        latencies.append((time.perf_counter() - started) * 1000)
+        if label == ESCALATION:
+            escalated += 1
+        elif label == ticket.label:
+            automated += 1
+        else:
+            defects += 1
+    latencies.sort()
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+    # Minutes to the first queue assignment: the model's latency when it routed the ticket, the
+    # charter's baseline handle time (people routing) for every other ticket.
+    human = next(float(m["baseline"]) for m in charter["business_metrics"] if m["id"] == "handle_time")
+    handle = (automated * statistics.median(latencies) / 60000 + (len(tickets) - automated) * human)
+    return {"tasks": len(tickets), "automated": automated, "escalated": escalated,
+            "defects": defects, "errors": 0, "successful": automated,
+            "latency_p95_ms": f"{p95:.3f}", "bm.handle_time": f"{handle / len(tickets):.4f}"}
+
+
+def _operate(work: Path, out: Path, ledger: Ledger, bundle: Any, models: dict[str, Path],
+             now: datetime) -> list[dict[str, Any]]:
+    """Weeks in service: the baseline served the weeks before the promotion, the approved
+    candidate serves from the promotion's week on (to date). Each week's ticket stream is served
+    here, the counts written as a monitoring export (``ops/metrics.csv``), imported under the
+    charter's cost model, signed by the monitoring service and recorded in the ledger."""
+    import csv
+    import io
+
+    from slmgate.engine.ops._metrics import OpsCharter, import_weeks, iso_week, week_of
+    from slmgate.engine.ops._record import verified_attestation
+    from slmgate.runtime import load_model
+
+    charter = bundle.data["charter"]
+    ops_charter = OpsCharter.from_charter(charter, source="charter.yaml")
+    per_week = ops_charter.cost_model.device_hours_per_week or 168.0
+    served = {"baseline": load_model(models["baseline"]), "candidate": load_model(models["candidate"])}
+    digests = {n: hash_model_dir(models[n], model_name=MODEL_NAME).root_digest for n in served}
+    this_week = week_of(now.date())
+    rows = []
+    for back in range(OPS_WEEKS - 1, -1, -1):
+        week = week_of(now.date() - timedelta(weeks=back))
+        start = datetime.combine(iso_week(week)[0], datetime.min.time(), tzinfo=UTC)
+        # The promotion's week is reported to date: its hours and its share of the week's traffic.
+        share = 1.0 if week != this_week else max(1 / 168, min(1.0, (now - start) / timedelta(days=7)))
+        name = "candidate" if week == this_week else "baseline"
+        counts = _serve_week(served[name], _week_stream(week, max(24, round(OPS_TICKETS_PER_WEEK * share))),
+                             charter)
+        rows.append({"week": week, "model": MODEL_NAME, "model_digest": f"sha256:{digests[name]}",
+                     "region": "", "device_hours": f"{per_week * share:.4f}", **counts})
+    folder = work / "ops"
+    folder.mkdir()
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(folder / "metrics.csv", text.getvalue().encode())
+    key = SigningKey.load(work / "secrets" / "monitoring.key")
+    trust = bundle.trust
+    recorded = []
+    for w in import_weeks(folder / "metrics.csv", ops_charter, now):
+        envelope = folder / f"ops-metrics-{w.week}.dsse.json"
+        write_atomic(envelope, sign_envelope(make_statement(w.model, w.digest_hex, "ops-metrics",
+                                                            w.predicate), [key]).to_json())
+        _, pending = verified_attestation(envelope, trust, now)
+        entry = ledger.record_pending(pending)
+        p = w.predicate
+        recorded.append({"week": w.week, "weights_digest": p["model"]["weights_digest"],
+                         "tasks": p["tasks"], "automated_share": p["automated_share"],
+                         "escalation_share": p["escalation_share"],
+                         "defects_per_1000": p["defects_per_1000"],
+                         "cost_per_successful_task": p["cost"]["per_successful_task"],
+                         "latency_p95_ms": p["latency_p95_ms"], "attestation": entry.decision_id,
+                         "envelope": str(out / "ops" / envelope.name)})
+    return recorded
+
+
+def _report(work: Path, out: Path, ledger: Ledger, bundle: Any, now: datetime) -> dict[str, str]:
+    """The program report of the demo's own ledger, as PDF and as HTML."""
+    from slmgate.engine.report._program import program_report
+    from slmgate.engine.report._render import write_report
+
+    gates = GateKeys.from_trust_file(work / "policy-repo" / "trust.yaml")
+    with LedgerHistory(ledger.path) as history:
+        report = program_report(history, bundle, gates, now)
+    written = {}
+    for fmt in ("pdf", "html"):
+        write_report(report, fmt, work / "reports" / f"program-report.{fmt}")
+        written[fmt] = str(out / "reports" / f"program-report.{fmt}")
+    return written

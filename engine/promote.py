@@ -4,12 +4,15 @@ decision record, record it in the ledger and render the packet."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from slmgate.engine.ledger._store import Ledger, LedgerEntry
 from slmgate.engine.policy._bundle import PolicyBundle
 from slmgate.engine.policy._decision import Decision
 from slmgate.engine.request._request import PromotionRequest
 from slmgate.evidence import SigningKey, make_statement, sign_envelope
+
+if TYPE_CHECKING:  # the ledger (and git) is imported only by a promotion that records
+    from slmgate.engine.ledger._store import Ledger, LedgerEntry
 
 
 def sign_decision_record(decision: Decision, key: SigningKey) -> bytes:

@@ -43,8 +43,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("import_lm_eval", "import_model_index"):
+    if name == "import_lm_eval":
         from . import _importers
 
-        return getattr(_importers, name)
+        return _importers.import_lm_eval
+    if name == "import_model_index":
+        from . import _model_cards
+
+        return _model_cards.import_model_index
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

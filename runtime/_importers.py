@@ -4,16 +4,20 @@
   ``versions``, ``n-samples``, ``config``, ``date``) and refuses a run that did not evaluate
   every sample: ``config.limit`` set, or a task whose ``effective`` sample count is below its
   ``original`` one, or a task with no sample counts at all.
-- :func:`import_model_index` reads the ``model-index`` of a Hugging Face model card's YAML
-  front matter.
+- :func:`import_model_index` (in ``_model_cards``) reads the ``model-index`` of a Hugging Face
+  model card's YAML front matter.
 
 Each task lands in one layer (``regression`` unless mapped otherwise). Each metric is named
 ``<task>__<metric>`` in the schema's alphabet (``[a-z0-9_]``: ``arc_easy__acc_norm``,
 ``gsm8k__exact_match__strict_match``) and becomes ``{"candidate": value, "baseline": None,
-"task": ..., "metric": ...}`` with the source's own names kept. Neither source says what a
-baseline scored, so the predicate's ``baseline`` is ``None`` too: no drop against a baseline
-can be computed from it. ``datasets`` lists the tasks whose data digest is known; ``tasks``
-lists every task with its source, version and sample count. Neither importer needs torch.
+"task": ..., "metric": ...}`` with the source's own names kept, and its ``stderr`` where the
+source gives one. Neither source says what a baseline scored: without a baseline file the
+predicate's ``baseline`` is ``None`` too, and no drop against a baseline can be computed from
+it. With one (``baseline=``, the baseline model's results in the same format), each metric's
+baseline comes from it. ``imports.yaml`` (:func:`load_metric_map`) renames the metrics it maps
+to a gate's layer and name. ``datasets`` lists the tasks whose data digest is known; ``tasks``
+lists every task with its source, version, sample count and n-shot. Neither importer needs
+torch.
 """
 
 from __future__ import annotations
@@ -81,12 +85,14 @@ def metric_key(task: str, metric: str) -> str:
     return key if key[:1].isalpha() else f"m_{key}"
 
 
-def _add_metric(target: dict[str, Any], task: str, metric: str, value: float, file: str) -> None:
+def _add_metric(target: dict[str, Any], task: str, metric: str, entry: dict[str, Any],
+                file: str) -> None:
+    """Put an unmapped metric under its ``<task>__<metric>`` name."""
     key = metric_key(task, metric)
     if key in target:
         raise InputError(f"{task} {metric} and {target[key]['task']} {target[key]['metric']} "
                          f"both become metric {key!r}", file=file)
-    target[key] = {"candidate": value, "baseline": None, "task": task, "metric": metric}
+    target[key] = entry
 
 
 def _read(path: Path) -> bytes:
@@ -136,17 +142,30 @@ def _lm_eval_full_run(doc: dict[str, Any], tasks: list[str], file: str) -> dict[
     return examples
 
 
-def _lm_eval_metrics(results: dict[str, Any]) -> dict[str, float]:
-    """``{"acc,none": 0.5, "acc_stderr,none": ...}`` -> ``{"acc": 0.5}``; the filter name is
-    kept when it is not ``none`` (``exact_match,strict-match``); stderr and text dropped."""
-    metrics: dict[str, float] = {}
+def _lm_eval_metrics(results: dict[str, Any]) -> dict[str, tuple[float, float | None]]:
+    """``{"acc,none": 0.5, "acc_stderr,none": 0.01}`` -> ``{"acc": (0.5, 0.01)}``; the filter
+    name is kept when it is not ``none`` (``exact_match,strict-match``); a stderr goes with its
+    metric (``None`` when absent or ``"N/A"``); text is dropped."""
+    values: dict[str, float] = {}
     for key, value in results.items():
         name, _, flt = key.partition(",")
         number = _number(value)
-        if not flt or name.endswith("_stderr") or number is None:
-            continue
-        metrics[name if flt == "none" else f"{name},{flt}"] = number
-    return metrics
+        if flt and number is not None:
+            values[name if flt == "none" else f"{name},{flt}"] = number
+    return {name: (value, values.get(_stderr_name(name))) for name, value in values.items()
+            if not name.partition(",")[0].endswith("_stderr")}
+
+
+def _stderr_name(metric: str) -> str:
+    name, comma, flt = metric.partition(",")
+    return f"{name}_stderr{comma}{flt}"
+
+
+def _metric_entry(value: float, stderr: float | None, task: str, metric: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"candidate": value, "baseline": None, "task": task, "metric": metric}
+    if stderr is not None:
+        entry["stderr"] = stderr
+    return entry
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -171,30 +190,85 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_metric_map(path: str | Path) -> dict[str, tuple[str, str]]:
-    """imports.yaml: which external metric feeds which gate. ``lm-eval:`` maps
-    ``"TASK,METRIC"`` (the filter kept when not ``none``: ``"gsm8k,exact_match,strict-match"``)
-    to ``"LAYER.METRIC"`` of gates.yaml, so an imported result can satisfy
-    ``gate.LAYER.METRIC.*``. Read as policy YAML is (duplicate keys, aliases refused)."""
+MAP_SECTIONS = {"lm-eval": ("\"TASK,METRIC\"", ","), "model-index": ("\"DATASET/METRIC\"", "/")}
+
+
+def load_metric_map(path: str | Path, source: str = "lm-eval") -> dict[str, tuple[str, str]]:
+    """imports.yaml: which external metric feeds which gate, for ``source``.
+
+    ``lm-eval:`` maps ``"TASK,METRIC"`` (the filter kept when not ``none``:
+    ``"gsm8k,exact_match,strict-match"``) and ``model-index:`` maps ``"DATASET/METRIC"`` (the
+    dataset as the import names its task, ``type[config]:split``; the metric its type, then
+    ``,config`` when it has one: ``"hellaswag:validation/acc_norm"``) to ``"LAYER.METRIC"`` of
+    gates.yaml, so an imported result can satisfy ``gate.LAYER.METRIC.*``. A missing
+    ``source`` section is refused naming it."""
+    maps = load_metric_maps(path)
+    if source not in maps:
+        shape = MAP_SECTIONS[source][0]
+        raise InputError(f"expected a mapping {source!r} of {shape}: LAYER.METRIC", file=str(path),
+                         field=source)
+    return maps[source]
+
+
+def load_metric_maps(path: str | Path) -> dict[str, dict[str, tuple[str, str]]]:
+    """Every section of imports.yaml, read as policy YAML is (duplicate keys, aliases refused);
+    another top-level key, an empty section or a malformed entry is refused naming it."""
     file = str(path)
     try:
         doc = yaml.load(_read(Path(path)), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise InputError(f"not YAML as slmgate accepts it ({exc})", file=file) from exc
-    section = doc.get("lm-eval") if isinstance(doc, dict) else None
-    if not isinstance(section, dict) or not section:
-        raise InputError("expected a mapping 'lm-eval' of \"TASK,METRIC\": LAYER.METRIC",
-                          file=file, field="lm-eval")
-    out: dict[str, tuple[str, str]] = {}
-    for key, target in section.items():
-        layer, _, name = str(target).partition(".")
-        if not isinstance(key, str) or "," not in key or layer not in LAYERS or \
-                not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-            raise InputError(f"expected \"TASK,METRIC\": LAYER.METRIC with LAYER one of "
-                              f"{', '.join(LAYERS)}, got {key!r}: {target!r}", file=file,
-                              field=f"lm-eval.{key}")
-        out[key] = (layer, name)
-    return out
+    if not isinstance(doc, dict) or not doc:
+        raise InputError(f"expected a mapping with {' and/or '.join(MAP_SECTIONS)}", file=file)
+    unknown = sorted(str(k) for k in doc if k not in MAP_SECTIONS)
+    if unknown:
+        raise InputError(f"unknown section(s) {', '.join(unknown)}; expected "
+                         f"{' and/or '.join(MAP_SECTIONS)}", file=file, field=unknown[0])
+    maps: dict[str, dict[str, tuple[str, str]]] = {}
+    for source, section in doc.items():
+        shape, separator = MAP_SECTIONS[source]
+        if not isinstance(section, dict) or not section:
+            raise InputError(f"expected a mapping {source!r} of {shape}: LAYER.METRIC", file=file,
+                             field=source)
+        out: dict[str, tuple[str, str]] = {}
+        for key, target in section.items():
+            layer, _, name = str(target).partition(".")
+            if not isinstance(key, str) or separator not in key or layer not in LAYERS or \
+                    not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise InputError(f"expected {shape}: LAYER.METRIC with LAYER one of "
+                                 f"{', '.join(LAYERS)}, got {key!r}: {target!r}", file=file,
+                                 field=f"{source}.{key}")
+            if (layer, name) in out.values():
+                raise InputError(f"two metrics map to {layer}.{name}", file=file,
+                                 field=f"{source}.{key}")
+            out[key] = (layer, name)
+        maps[source] = out
+    return maps
+
+
+def with_baseline(predicate: dict[str, Any], base: dict[str, Any], baseline: str | Path,
+                  baseline_subject: str | None, baseline_name: str | None) -> dict[str, Any]:
+    """Each metric's baseline from the baseline model's import ``base`` (``None`` where it
+    lacks the metric: a maximum-drop gate on it then fails); ``baseline_subject`` (hex sha256
+    of the baseline's weights) names the baseline model."""
+    for layer, body in predicate["layers"].items():
+        for name, values in body["metrics"].items():
+            other = base["layers"].get(layer, {}).get("metrics", {}).get(name)
+            values["baseline"] = other["candidate"] if other else None
+    predicate["baseline"] = ({"name": baseline_name or Path(baseline).stem,
+                              "digest": {"sha256": baseline_subject}} if baseline_subject else None)
+    predicate["baseline_source"] = base["source"]
+    return predicate
+
+
+def add_mapped(layer_metrics: dict[str, dict[str, Any]], mapped: tuple[str, str],
+               entry: dict[str, Any], file: str, field: str) -> None:
+    """Put a metric imports.yaml maps under the gate's layer and name."""
+    layer, gate_metric = mapped
+    target = layer_metrics.setdefault(layer, {})
+    if gate_metric in target:
+        raise InputError(f"two results map to {layer}.{gate_metric}", file=file, field=field)
+    target[gate_metric] = entry
 
 
 def import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str] = (),
@@ -216,14 +290,7 @@ def import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str] = ()
         return predicate
     base = _import_lm_eval(baseline, layers=layers, evaluated_at=None, metric_map=metric_map or {},
                            date_optional=True)
-    for layer, body in predicate["layers"].items():
-        for name, values in body["metrics"].items():
-            other = base["layers"].get(layer, {}).get("metrics", {}).get(name)
-            values["baseline"] = other["candidate"] if other else None
-    predicate["baseline"] = ({"name": baseline_name or Path(baseline).stem,
-                              "digest": {"sha256": baseline_subject}} if baseline_subject else None)
-    predicate["baseline_source"] = base["source"]
-    return predicate
+    return with_baseline(predicate, base, baseline, baseline_subject, baseline_name)
 
 
 def _import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str],
@@ -257,21 +324,16 @@ def _import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str],
         if not metrics:
             raise InputError(f"task {task!r} reports no numeric metric", file=file,
                              field=f"results.{task}")
-        for name, value in sorted(metrics.items()):
+        for name, (value, stderr) in sorted(metrics.items()):
+            metric = _metric_entry(value, stderr, task, name)
             mapped = metric_map.get(f"{task},{name}")
             if mapped:  # imports.yaml: this metric feeds a gate
-                layer, gate_metric = mapped
-                target = layer_metrics.setdefault(layer, {})
-                if gate_metric in target:
-                    raise InputError(f"two results map to {layer}.{gate_metric}", file=file,
-                                     field=f"results.{task}")
-                target[gate_metric] = {"candidate": value, "baseline": None, "task": task,
-                                       "metric": name}
+                add_mapped(layer_metrics, mapped, metric, file, f"results.{task}")
                 continue
             _add_metric(layer_metrics.setdefault(_layer_of(task, default, per_task), {}),
-                        task, name, value, file)
+                        task, name, metric, file)
 
-    versions, hashes = _obj(doc, "versions"), _obj(doc, "task_hashes")
+    versions, hashes, shots = _obj(doc, "versions"), _obj(doc, "task_hashes"), _obj(doc, "n-shot")
     tasks, datasets = [], []
     for task in leaf_tasks:
         config = _obj(configs, task)
@@ -281,6 +343,8 @@ def _import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str],
                                if config.get(k)) or None,
             "version": versions.get(task), "examples": examples[task],
         }
+        if isinstance(shots.get(task), int) and not isinstance(shots.get(task), bool):
+            entry["n_shot"] = shots[task]
         tasks.append(entry)
         digest = hashes.get(task)  # lm-eval's sha256 of the task's samples, when logged
         if isinstance(digest, str) and re.fullmatch(r"[0-9a-fA-F]{64}", digest):
@@ -319,107 +383,6 @@ def _import_lm_eval(path: str | Path, *, layers: tuple[str, ...] | list[str],
                     "batch_size": run.get("batch_size"), "model": run.get("model"),
                     "model_args": run.get("model_args")},
         "source": {"format": "lm-eval-results", "file": path.name,
-                   "digest": {"sha256": hashlib.sha256(raw).hexdigest()}},
-        "finished_at": finished,
-    }
-
-
-# --------------------------------------------------------------------------- model-index
-
-
-def _front_matter(text: str, file: str) -> Any:
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "---":
-        raise InputError("no YAML front matter (the card must start with a '---' line)", file=file)
-    for end, line in enumerate(lines[1:], 1):
-        if line.strip() == "---":
-            try:
-                return yaml.safe_load("\n".join(lines[1:end]))
-            except yaml.YAMLError as exc:
-                raise InputError(f"front matter is not valid YAML: {exc}", file=file) from exc
-    raise InputError("the YAML front matter is not closed by a '---' line", file=file)
-
-
-def _as_list(value: Any, file: str, field: str) -> list[Any]:
-    if not isinstance(value, list) or not value:
-        raise InputError("must be a non-empty list", file=file, field=field)
-    return value
-
-
-def import_model_index(path: str | Path, *, model: str | None = None,
-                       layers: tuple[str, ...] | list[str] = (),
-                       evaluated_at: str | None = None) -> dict[str, Any]:
-    """The eval-result predicate of a model card's ``model-index`` (entry ``model``, or the only
-    one). A task is the dataset type, with ``[config]`` when it has one; values are kept as the
-    card gives them (often percentages).
-    A card does not say when its results were measured, so ``evaluated_at`` is required.
-    """
-    path = Path(path)
-    file = str(path)
-    raw = _read(path)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 ({exc})", file=file) from exc
-    meta = _front_matter(text, file)
-    if not isinstance(meta, dict) or "model-index" not in meta:
-        raise InputError("the front matter has no model-index", file=file, field="model-index")
-    entries = _as_list(meta["model-index"], file, "model-index")
-    names = [e.get("name") if isinstance(e, dict) else None for e in entries]
-    if model is not None:
-        if model not in names:
-            raise InputError(f"no entry named {model!r} (entries: {names})", file=file,
-                             field="model-index")
-        index = names.index(model)
-    elif len(entries) == 1:
-        index = 0
-    else:
-        raise InputError(f"{len(entries)} entries ({names}); say which with --model",
-                         file=file, field="model-index")
-    entry = entries[index]
-    finished = _evaluated_at(evaluated_at)
-    if finished is None:
-        raise InputError("a model card does not say when its results were measured",
-                         file=file, advice="pass --evaluated-at RFC3339")
-    default, per_task = parse_layer_map(layers)
-    where = f"model-index[{index}].results"
-    collected: dict[tuple[str, str], float] = {}
-    sources: dict[str, dict[str, Any]] = {}
-    for i, result in enumerate(_as_list(entry.get("results"), file, where)):
-        dataset = result.get("dataset") if isinstance(result, dict) else None
-        if not isinstance(dataset, dict) or not (dataset.get("type") or dataset.get("name")):
-            raise InputError("needs a dataset with a type", file=file, field=f"{where}[{i}].dataset")
-        task = str(dataset.get("type") or dataset.get("name"))
-        if dataset.get("config"):
-            task += f"[{dataset['config']}]"
-        sources[task] = {"name": task, "source": dataset.get("name"),
-                         "split": dataset.get("split"), "revision": dataset.get("revision")}
-        for j, metric in enumerate(_as_list(result.get("metrics"), file, f"{where}[{i}].metrics")):
-            value = _number(metric.get("value")) if isinstance(metric, dict) else None
-            kind = metric.get("type") if isinstance(metric, dict) else None
-            if not kind or value is None:
-                raise InputError("a metric needs a type and a finite numeric value",
-                                 file=file, field=f"{where}[{i}].metrics[{j}]")
-            if (task, str(kind)) in collected:
-                raise InputError(f"two values for {task} {kind}", file=file,
-                                 field=f"{where}[{i}]", advice="give the datasets distinct configs")
-            collected[(task, str(kind))] = value
-    _check_mapped(per_task, set(sources), file)
-    layer_metrics: dict[str, dict[str, Any]] = {}
-    for (task, kind), value in sorted(collected.items()):
-        _add_metric(layer_metrics.setdefault(_layer_of(task, default, per_task), {}), task, kind,
-                    value, file)
-    name = str(entry.get("name") or path.parent.name)
-    return {
-        "suite": {"name": f"model-index:{name}", "version": "1"},
-        "harness": {"name": "model-index", "version": "1"},
-        "datasets": [],  # a card gives no digest of its data
-        "tasks": [{"layer": _layer_of(task, default, per_task), **src}
-                  for task, src in sorted(sources.items())],
-        "layers": {layer: {"metrics": metrics} for layer, metrics in sorted(layer_metrics.items())},
-        "baseline": None,
-        "serving": {"device": "unknown", "dtype": "unknown"},  # a card does not say
-        "source": {"format": "model-index", "file": path.name,
                    "digest": {"sha256": hashlib.sha256(raw).hexdigest()}},
         "finished_at": finished,
     }

@@ -25,10 +25,11 @@ LEDGER = click.option(
 
 @click.group()
 def ledger() -> None:
-    """Audit the decision ledger: verify, replay, what-if, log, export.
+    """Audit the decision ledger: verify, record, replay, what-if, log, export.
 
     \b
-    Exit codes: verify 0 intact / 4 a bad commit; replay 0 same / 1 differs;
+    Exit codes: verify 0 intact / 4 a bad commit; record 0 recorded / 4 refused;
+    replay 0 same / 1 differs;
     what-if 0 no decision flips / 1 some flip; 2 bad usage or not a ledger (nothing written).
     """
 
@@ -133,6 +134,56 @@ def checkpoint(ledger_dir: Path, signing_key: Path, trust: Path | None, output: 
 
 
 @ledger.command()
+@click.argument("envelope", type=click.Path(path_type=Path))
+@LEDGER
+@POLICIES
+@click.option("--trust", type=click.Path(path_type=Path), default=None,
+              help="Verify the envelope under this trust policy [default: trust.yaml of --policies].")
+@click.option("--signing-key", type=click.Path(path_type=Path), envvar="SLMGATE_GATE_KEY",
+              default=None, help="The gate's private key, which signs the chain entry (without "
+                                 "it the entry is unsigned and `ledger verify` refuses it). "
+                                 "Env: SLMGATE_GATE_KEY.")
+@FORMAT
+@guarded
+def record(envelope: Path, ledger_dir: Path, policies: Path, trust: Path | None,
+           signing_key: Path | None, fmt: str) -> None:
+    """Verify ENVELOPE (an ops-metrics statement, `slmgate ops import`) against the trust
+    policy — signature, the signer allowed to sign it, key validity, revocation, schema,
+    freshness — and commit it to the ledger as an attestation entry of the hash chain, which
+    `ledger verify` checks like any other. Exit 0 recorded; 4 the envelope did not verify
+    (nothing written); 2 bad input (unreadable, not a kind the ledger records this way,
+    already recorded)."""
+    from datetime import UTC, datetime
+
+    from slmgate.engine.ledger._store import Ledger, open_repo
+    from slmgate.engine.ops._record import verified_attestation
+    from slmgate.engine.policy._bundle import load_trust_policy
+    from slmgate.evidence import SigningKey
+
+    key = SigningKey.load(signing_key) if signing_key else None
+    open_repo(ledger_dir).close()  # an existing ledger only: a mistyped path is not a new ledger
+    trust_policy = load_trust_policy(trust or policies / "trust.yaml")
+    now = datetime.now(UTC).replace(microsecond=0)
+    try:
+        verified, pending = verified_attestation(envelope, trust_policy, now)
+    except EvidenceInvalid as exc:
+        emit(fmt, {"recorded": False, "envelope": str(envelope), "step": exc.step,
+                   "message": exc.message},
+             f"FAIL: {envelope}: {exc.step}: {exc.message}; nothing recorded")
+        sys.exit(exits.EXIT_UNVERIFIED)
+    if key is None:
+        log.warning("no --signing-key: the chain entry is unsigned; `ledger verify` refuses it "
+                    "unless told the chain may be unsigned")
+    entry = Ledger(ledger_dir, signing_key=key).record_pending(pending)
+    signers = ", ".join(s.name for s in verified.signers)
+    emit(fmt, {"recorded": True, "envelope": str(envelope), "kind": verified.kind,
+               "attestation": entry.decision_id, "commit": entry.commit, "seq": entry.seq,
+               "signers": [s.name for s in verified.signers]},
+         f"OK: {verified.kind} signed by {signers} recorded as {entry.decision_id} "
+         f"(entry {entry.seq}, commit {entry.commit[:12]})")
+
+
+@ledger.command()
 @click.argument("decision_id")
 @LEDGER
 @FORMAT
@@ -182,7 +233,9 @@ def what_if(ledger_dir: Path, policies: Path, jobs: int, fmt: str) -> None:
 def log_command(ledger_dir: Path, model: str | None, outcomes: tuple[str, ...], since: str | None,
                 until: str | None, fmt: str) -> None:
     """The decision history, oldest first, with fields masked where each decision's bundle says
-    so (charter.yaml decision_log.mask)."""
+    so (charter.yaml decision_log.mask). Filters are answered by the ledger's index
+    (.slmgate/index.sqlite: derived, git-ignored, caught up or rebuilt from git as needed) and
+    every decision printed is re-checked against git first; delete .slmgate/ to force a rebuild."""
     from slmgate.engine.ledger._decision_log import decision_log, log_line, parse_bound
     from slmgate.engine.ledger._history import LedgerHistory
 
@@ -197,22 +250,30 @@ def log_command(ledger_dir: Path, model: str | None, outcomes: tuple[str, ...], 
 @click.argument("decision_id")
 @LEDGER
 @click.option("--oscal", type=click.Path(path_type=Path), default=None,
-              help="Write OSCAL assessment results (JSON) here.")
+              help="Write OSCAL assessment results (JSON) here: a finding per rule with the "
+                   "controls it evidences (SOC 2, ISO/IEC 42001, EU AI Act Annex IV, as the "
+                   "packet maps them), the reviewed controls, the requester and approvers, and "
+                   "the ledger files it rests on with their SHA-256.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None,
               help="Write JUnit XML here.")
 @guarded
 def export(decision_id: str, ledger_dir: Path, oscal: Path | None, junit: Path | None) -> None:
-    """Export one recorded decision for other tools: OSCAL assessment results, JUnit XML."""
+    """Export one recorded decision for other tools: OSCAL assessment results, JUnit XML.
+
+    The OSCAL resources link to ledger files by their path from the ledger's root, each with its
+    SHA-256."""
     from slmgate.engine.ledger._history import LedgerHistory
+    from slmgate.engine.ledger._index import resolve_decision
     from slmgate.engine.ledger._junit import decision_junit
     from slmgate.engine.ledger._oscal import assessment_results
 
     if not oscal and not junit:
         raise InputError("nothing to export: pass --oscal OUT.json and/or --junit OUT.xml")
     with LedgerHistory(ledger_dir) as history:
-        recorded = history.load(history.resolve(decision_id))
+        recorded = history.load(resolve_decision(history, decision_id))
+        bundle = history.bundle_files(recorded.manifest.bundle_digest) if oscal else {}
     if oscal:
-        doc = assessment_results(recorded)
+        doc = assessment_results(recorded, bundle)
         write_atomic(oscal, json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
         click.echo(f"oscal: {oscal}")
     if junit:

@@ -12,19 +12,33 @@ from pathlib import Path
 import click
 
 from slmgate.engine.cli._common import FORMAT, POLICIES, emit, exit_code_for, guarded
-from slmgate.engine.cli._deploy import deploy
-from slmgate.engine.cli._evidence import evidence, keys
-from slmgate.engine.cli._ledger import ledger as ledger_group
-from slmgate.engine.cli._policy import policy
+from slmgate.engine.cli._lazy import LazyGroup
 from slmgate.engine.cli._review import approval_options, read_approvals
-from slmgate.engine.cli._runtime import evidence as _runtime_commands  # noqa: F401  (registers hash, ...)
-from slmgate.engine.cli._training import evidence as _training_commands  # noqa: F401  (data-card, training-run)
 from slmgate.engine.policy import _decision as exits
 from slmgate.evidence import SigningKey, parse_time
 from slmgate.evidence.errors import InputError, PolicyError
 
+# Each area keeps its commands in its own module, imported only when one of its commands runs
+# (or for --help): `slmgate promote` loads neither git nor Jinja nor WeasyPrint. A command group
+# may be extended by further modules (the runtime and training producers add to `evidence`).
+COMMANDS = {
+    "policy": ("slmgate.engine.cli._policy:policy",),
+    "evidence": ("slmgate.engine.cli._evidence:evidence", "slmgate.engine.cli._runtime:evidence",
+                 "slmgate.engine.cli._training:evidence"),
+    "keys": ("slmgate.engine.cli._evidence:keys",),
+    "ledger": ("slmgate.engine.cli._ledger:ledger",),
+    "deploy": ("slmgate.engine.cli._deploy:deploy",),
+    "ops": ("slmgate.engine.cli._ops:ops",),
+    "report": ("slmgate.engine.cli._program:report",),
+    "packet": ("slmgate.engine.cli._packet:packet",),
+    "ropa": ("slmgate.engine.cli._packet:ropa",),
+    "approve": ("slmgate.engine.cli._review:approve",),
+    "review": ("slmgate.engine.cli._review:review",),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log verification steps to stderr.")
 @click.version_option(package_name="slmgate")
 def main(verbose: bool) -> None:
@@ -53,9 +67,10 @@ def demo(out: Path, fmt: str) -> None:
     """Run the whole main path on the embedded defaults (no server, no network).
 
     Lays out a policy repository with fresh keys, trains a baseline and two candidate models
-    on the CPU, signs evidence about them, and runs four promotions: approved, denied for a
-    stress regression, denied for tampered evidence, and held for human sign-off. Each decision
-    goes to a git ledger and a PDF packet.
+    on the CPU, signs evidence about them, and runs five promotions: approved, denied for a
+    stress regression, denied for tampered evidence, held for human sign-off, and approved on
+    an eval imported from lm-eval results through imports.yaml. Each decision goes to a git
+    ledger and a PDF packet.
     """
     from slmgate.engine.demo import run_demo
 
@@ -76,8 +91,19 @@ def demo(out: Path, fmt: str) -> None:
                          f"approved by {dep['decision']} (attestation {dep['attestation']})")
         else:
             lines.append(f"  deployed {dep['region']:<12} DRIFTED  {dep['check']}: {dep['message'][:110]}")
-    lines += ["", f"  ledger:   {out / 'ledger'}  (git log there: one commit per decision and "
-                  "per deployment attestation)",
+    weeks = summary.get("operations", [])
+    if weeks:
+        lines.append("")
+    for w in weeks:
+        cost = w["cost_per_successful_task"]
+        lines.append(f"  week {w['week']} {w['weights_digest'][7:19]}  {w['tasks']:>4} tickets  "
+                     f"automated {w['automated_share']:6.1%}  escalated {w['escalation_share']:6.1%}  "
+                     f"cost/successful {'—' if cost is None else f'{cost:.4f}'}  "
+                     f"p95 {w['latency_p95_ms']:.2f} ms  (recorded {w['attestation']})")
+    for fmt, path in summary.get("reports", {}).items():
+        lines.append(f"  program report ({fmt}): {path}")
+    lines += ["", f"  ledger:   {out / 'ledger'}  (git log there: one commit per decision, "
+                  "per deployment attestation and per week of operations metrics)",
               f"  policies: {out / 'policy-repo'}", f"  summary:  {out / 'summary.json'}"]
     emit(fmt, summary, "\n".join(lines))
 
@@ -206,7 +232,6 @@ def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pa
              opa_url: str | None, fmt: str, review_exit_code: int,
              approval_files: tuple[Path, ...], approvals_dir: Path | None,
              checkpoint_out: Path | None) -> None:
-    from slmgate.engine.ledger._store import Ledger
     from slmgate.engine.policy._bundle import load_bundle
     from slmgate.engine.policy._engines import DEFAULT_ENGINE, embedded_engine
     from slmgate.engine.policy._evaluate import DecisionEngine, evaluate_promotion
@@ -238,7 +263,11 @@ def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pa
     req = req.with_approvals(read_approvals(approval_files, approvals_dir))
     bundle = load_bundle(policies)
     key = SigningKey.load(signing_key) if signing_key else None
-    ledger_db = Ledger(ledger, signing_key=key) if ledger else None
+    ledger_db = None
+    if ledger:  # git is imported only by a promotion that records
+        from slmgate.engine.ledger._store import Ledger
+
+        ledger_db = Ledger(ledger, signing_key=key)
     if engine == "opa":
         from slmgate.engine.policy._opa import OpaServerPolicy
 
@@ -288,23 +317,6 @@ def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pa
         emit(fmt, doc, text)
     code = decision.exit_code
     sys.exit(review_exit_code if code == exits.EXIT_REVIEW else code)
-
-
-# ------------------------------------------------------------------------------------ groups
-# Each area keeps its commands in its own module; register new groups here.
-
-from slmgate.engine.cli._packet import packet, ropa  # noqa: E402
-from slmgate.engine.cli._review import approve, review  # noqa: E402
-
-main.add_command(policy)
-main.add_command(evidence)
-main.add_command(keys)
-main.add_command(ledger_group)
-main.add_command(deploy)
-main.add_command(packet)
-main.add_command(ropa)
-main.add_command(approve)
-main.add_command(review)
 
 
 if __name__ == "__main__":

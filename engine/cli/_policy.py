@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from slmgate.engine.cli._common import FORMAT, POLICIES, emit, guarded
+from slmgate.engine.cli._common import FORMAT, POLICIES, emit, exit_code_for, guarded
 from slmgate.engine.policy import _decision as exits
 from slmgate.evidence.errors import InputError
+
+if TYPE_CHECKING:
+    from slmgate.engine.policy._bundle import Problem
 
 
 @click.group()
@@ -23,9 +27,10 @@ def policy() -> None:
 @FORMAT
 @guarded
 def policy_check(policies: Path, fmt: str) -> None:
-    """Validate every YAML file (cerberus, cross-references, file:line:key errors), lint and
-    compile the Rego, and run the policy tests: every test passes and every rule is made to fail
-    by at least one test. All problems at once; exit 2."""
+    """Validate every YAML file (cerberus, cross-references, file:line:key errors; imports.yaml
+    maps only to gates of gates.yaml), lint and compile the Rego, and run the policy tests:
+    every test passes and every rule is made to fail by at least one test. All problems at
+    once; exit 2."""
     from slmgate.engine.policy._bundle import BundleInvalid, Problem, load_bundle
     from slmgate.engine.policy._engines import embedded_engine
     from slmgate.engine.policy._policytest import run_policy_tests
@@ -42,20 +47,54 @@ def policy_check(policies: Path, fmt: str) -> None:
     problems = [Problem(r.file, r.name, "; ".join(r.problems)) for r in report.results if not r.passed]
     problems += [Problem(str(policies / "tests"), rule, "no test makes this rule fail")
                  for rule in report.unexercised]
+    problems += _metric_map_problems(policies / "imports.yaml", bundle.data["gates"])
     if problems:
         raise BundleInvalid(problems)
     emit(fmt, {"ok": True, "digest": bundle.digest, "revision": bundle.revision},
           f"OK: {policies} is valid ({bundle.digest}, revision {bundle.revision or 'none'})")
 
 
+def _metric_map_problems(path: Path, gates: dict[str, Any]) -> list[Problem]:
+    """imports.yaml, when the repository has one: well formed, and every target a gate of
+    gates.yaml (a metric mapped to no gate would decide nothing)."""
+    from slmgate.engine.policy._bundle import Problem
+    from slmgate.runtime._importers import load_metric_maps
+
+    if not path.is_file():
+        return []
+    try:
+        maps = load_metric_maps(path)
+    except InputError as exc:
+        return [Problem(str(path), exc.field or "imports", exc.message)]
+    return [Problem(str(path), f"{source}.{key}", f"{layer}.{name} is not a gate of gates.yaml "
+                    f"(eval.{layer} has {', '.join(sorted(gates['eval'].get(layer, {}))) or 'none'})")
+            for source, mapping in maps.items() for key, (layer, name) in mapping.items()
+            if name not in gates["eval"].get(layer, {})]
+
+
 @policy.command("test")
 @POLICIES
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
-              show_default=True, help="junit: one testcase per policy test, for CI systems.")
+              show_default=True,
+              help="junit: one testcase per policy test, for CI systems (the dialect of Jenkins' "
+                   "junit-10.xsd); json and junit print a report on exit 2 too.")
 @guarded
 def policy_test(policies: Path, fmt: str) -> None:
     """Run the bundle's tests: decision cases (tests/*.yaml) through the compiled entrypoint and
-    `test_*` rules of rego/*_test.rego; list the rules no test makes fail. Exit 1 on any failure."""
+    `test_*` rules of rego/*_test.rego; list the rules no test makes fail. Exit 1 on any failure,
+    2 when the bundle cannot be read."""
+    try:
+        _policy_test(policies, fmt)
+    except Exception as exc:  # the report CI reads, then the usual message and exit code
+        from slmgate.engine.cli._report import error_report
+
+        report = error_report(fmt, exc, exit_code_for(exc), command="policy test")
+        if report is not None:
+            click.echo(report)
+        raise
+
+
+def _policy_test(policies: Path, fmt: str) -> None:
     from slmgate.engine.policy._bundle import load_bundle
     from slmgate.engine.policy._engines import embedded_engine
     from slmgate.engine.policy._policytest import run_policy_tests

@@ -43,9 +43,11 @@ def decision_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def error_report(fmt: str, exc: BaseException, exit_code: int) -> str | None:
-    """What `promote --format json|junit|markdown` prints on stdout when it decided nothing;
-    ``None`` for text (the error goes to stderr only)."""
+def error_report(fmt: str, exc: BaseException, exit_code: int, *,
+                 command: str = "promote") -> str | None:
+    """What `promote --format json|junit|markdown` (and `policy test --format json|junit`)
+    prints on stdout when it decided nothing; ``None`` for text (the error goes to stderr
+    only)."""
     file = exc.file if isinstance(exc, InputError) else None
     field = exc.field if isinstance(exc, InputError) else None
     message = exc.message if isinstance(exc, SlmgateError) else f"{type(exc).__name__}: {exc}"
@@ -57,7 +59,7 @@ def error_report(fmt: str, exc: BaseException, exit_code: int) -> str | None:
     if fmt == "junit":
         from slmgate.engine.ledger._junit import error_junit
 
-        return error_junit("promote", message, kind=kind, file=file, field=field).rstrip("\n")
+        return error_junit(command, message, kind=kind, file=file, field=field).rstrip("\n")
     if fmt == "markdown":
         where = f" — `{file}`" + (f" `{field}`" if field else "") if file else ""
         return (f"### slmgate: ⛔ nothing decided (exit {exit_code}, {kind}){where}\n\n"

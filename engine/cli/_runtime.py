@@ -326,7 +326,9 @@ def evidence_eval(model_dir: Path, baseline: Path, suite: Path | None, device: s
 
 @evidence.group("import")
 def evidence_import() -> None:
-    """Turn eval results made elsewhere into eval-result predicates (baseline: null)."""
+    """Turn eval results made elsewhere into eval-result predicates: compared with the
+    baseline's results when --baseline is given (else baseline: null, and no maximum-drop gate
+    can pass), metrics named for the gates through the policy repository's imports.yaml."""
 
 
 def _import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -341,29 +343,48 @@ def _import_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _import_text(predicate: dict[str, Any], source: Path) -> str:
+    """What was imported, one metric a line, each with the key imports.yaml maps it by."""
     base = predicate.get("baseline")
+    separator = "/" if predicate["harness"]["name"] == "model-index" else ","
     lines = [f"{source}: {predicate['harness']['name']} {predicate['harness']['version']}, "
              f"measured {predicate['finished_at']} "
              f"({'baseline sha256:' + base['digest']['sha256'][:16] + '…' if base else 'no baseline'})"]
     for layer, body in predicate["layers"].items():
         lines.extend(f"  {layer}.{metric}: {values['candidate']}"
                      + (f" (baseline {values['baseline']})" if values.get("baseline") is not None else "")
+                     + (f" ± {values['stderr']}" if values.get("stderr") is not None else "")
+                     + f"  [{values.get('task')}{separator}{values.get('metric')}]"
                      for metric, values in body["metrics"].items())
     return "\n".join(lines)
+
+
+def _baseline_options(fmt: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--baseline, --baseline-subject and --imports, worded for ``fmt`` (the source's files)."""
+    def add(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn = click.option("--imports", "imports_file", type=click.Path(path_type=Path),
+                          default=None, metavar="imports.yaml",
+                          help=f"The policy repository's metric map (its {fmt!r} section), so an "
+                               "imported result can satisfy that gate of gates.yaml.")(fn)
+        fn = click.option("--baseline-subject", default=None, metavar="sha256:HEX",
+                          help="Root digest of the baseline's weights (the request's baseline), "
+                               "with --baseline.")(fn)
+        what = "RESULTS.json" if fmt == "lm-eval" else "README.md"
+        return click.option("--baseline", type=click.Path(path_type=Path), default=None,
+                            metavar=what, help=f"The baseline model's {what}: each metric's "
+                            "baseline comes from it, so maximum-drop gates apply.")(fn)
+    return add
+
+
+def _baseline_digest(baseline: Path | None, baseline_subject: str | None) -> str | None:
+    if (baseline is None) != (baseline_subject is None):
+        raise InputError("--baseline and --baseline-subject go together", field="--baseline")
+    return _subject(baseline_subject) if baseline_subject else None
 
 
 @evidence_import.command("lm-eval")
 @click.argument("results", type=click.Path(path_type=Path))
 @_import_options
-@click.option("--baseline", type=click.Path(path_type=Path), default=None, metavar="RESULTS.json",
-              help="The baseline model's results file: each metric's baseline comes from it, so "
-                   "maximum-drop gates apply.")
-@click.option("--baseline-subject", default=None, metavar="sha256:HEX",
-              help="Root digest of the baseline's weights (the request's baseline), with --baseline.")
-@click.option("--imports", "imports_file", type=click.Path(path_type=Path), default=None,
-              metavar="imports.yaml",
-              help="The policy repository's metric map: \"TASK,METRIC\": LAYER.METRIC, so an "
-                   "imported result can satisfy that gate of gates.yaml.")
+@_baseline_options("lm-eval")
 @_sign_options
 @FORMAT
 @guarded
@@ -373,14 +394,13 @@ def import_lm_eval_cmd(results: Path, subject: str, name: str | None, layers: tu
                        sign_keys: tuple[Path, ...], output: Path | None, fmt: str) -> None:
     """An lm-evaluation-harness results file; refused when not every sample was evaluated.
 
-    The statement keeps the file's own date: --evaluated-at only supplies a missing one."""
+    The statement keeps the file's own date: --evaluated-at only supplies a missing one.
+    imports.yaml maps "TASK,METRIC" (e.g. "hellaswag,acc") to LAYER.METRIC of gates.yaml."""
     from slmgate.runtime import import_lm_eval
     from slmgate.runtime._importers import load_metric_map
 
     digest = _subject(subject)
-    if (baseline is None) != (baseline_subject is None):
-        raise InputError("--baseline and --baseline-subject go together", field="--baseline")
-    base_digest = _subject(baseline_subject) if baseline_subject else None
+    base_digest = _baseline_digest(baseline, baseline_subject)
     signers = _check_sign(sign_keys, output)
     predicate = import_lm_eval(results, layers=layers, evaluated_at=evaluated_at,
                                baseline=baseline, baseline_subject=base_digest,
@@ -396,18 +416,35 @@ def import_lm_eval_cmd(results: Path, subject: str, name: str | None, layers: tu
 @click.argument("card", type=click.Path(path_type=Path), metavar="README.md")
 @click.option("--model", default=None, help="Which model-index entry (when there are several).")
 @_import_options
+@_baseline_options("model-index")
+@click.option("--baseline-model", default=None,
+              help="Which model-index entry of the --baseline card (when it has several).")
 @_sign_options
 @FORMAT
 @guarded
 def import_model_index_cmd(card: Path, model: str | None, subject: str, name: str | None,
                            layers: tuple[str, ...], evaluated_at: str | None,
+                           baseline: Path | None, baseline_subject: str | None,
+                           imports_file: Path | None, baseline_model: str | None,
                            sign_keys: tuple[Path, ...], output: Path | None, fmt: str) -> None:
-    """The model-index of a Hugging Face model card's YAML front matter."""
+    """The model-index of a Hugging Face model card's YAML front matter.
+
+    Each result's dataset is named TYPE[CONFIG]:SPLIT, so the validation and test splits of one
+    dataset are separate metrics; stderr, n-shot and the metric's args are kept. A model-index
+    carries no date: --evaluated-at (when the evaluation ran) is required. imports.yaml maps
+    "DATASET/METRIC" (e.g. "hellaswag:validation/acc_norm") to LAYER.METRIC of gates.yaml."""
     from slmgate.runtime import import_model_index
+    from slmgate.runtime._importers import load_metric_map
 
     digest = _subject(subject)
+    base_digest = _baseline_digest(baseline, baseline_subject)
+    if baseline_model is not None and baseline is None:
+        raise InputError("--baseline-model needs --baseline", field="--baseline-model")
     signers = _check_sign(sign_keys, output)
-    predicate = import_model_index(card, model=model, layers=layers, evaluated_at=evaluated_at)
+    predicate = import_model_index(
+        card, model=model, layers=layers, evaluated_at=evaluated_at, baseline=baseline,
+        baseline_model=baseline_model, baseline_subject=base_digest,
+        metric_map=load_metric_map(imports_file, "model-index") if imports_file else None)
     default_name = predicate["suite"]["name"].removeprefix("model-index:")
     _emit_statement(fmt, signers, output, "eval-result", name or default_name, digest, predicate,
                     _import_text(predicate, card))

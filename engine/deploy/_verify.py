@@ -11,7 +11,8 @@ The checks, in order, each with its own name (``DeploymentRefused.check``):
    decision verified, have the root digest the approved request names;
 4. ``region``: the region's residency zone (``eu`` for ``eu-west``) is one the approved request
    deploys to and, in the charter of the bundle stored with the decision, in the residency of
-   every data class of the served purpose.
+   every data class of the served purpose; a stored bundle that is missing or cannot be read
+   refuses here (exit 4), since the region cannot be judged without it.
 
 Anything that cannot be checked is refused (exit 4), never verified.
 """
@@ -174,7 +175,12 @@ def verify_deployment(model_dir: Path, region: str, history: LedgerHistory, deci
                                           f"sha256:{approved}")
     deployment = request.doc["deployment"]
     purpose = str(deployment["purpose"])
-    bundle = history.bundle_files(recorded.manifest.bundle_digest)
+    try:
+        bundle = history.bundle_files(recorded.manifest.bundle_digest)
+    except LedgerError as exc:  # the ledger lost what the decision was made under: could not verify
+        raise DeploymentRefused("region", f"the policy bundle decision {recorded.decision_id} was "
+                                          f"made under cannot be read from the ledger "
+                                          f"({exc.detail})") from exc
     charter, purposes = (_yaml(bundle, name) for name in ("charter.yaml", "purposes.yaml"))
     try:
         classes = tuple(purposes["purposes"][purpose]["data_classes"])
@@ -202,7 +208,11 @@ def _yaml(files: dict[str, bytes], name: str) -> Any:
     import yaml
 
     try:
-        return yaml.safe_load(files[name])
+        doc = yaml.safe_load(files[name])
     except (KeyError, yaml.YAMLError) as exc:
-        raise DeploymentRefused("region", f"{name} of the stored bundle cannot be read ({exc})") from exc
+        raise DeploymentRefused("region", f"{name} of the stored bundle cannot be read "
+                                          f"({'missing' if isinstance(exc, KeyError) else exc})") from exc
+    if not isinstance(doc, dict):
+        raise DeploymentRefused("region", f"{name} of the stored bundle is not a mapping")
+    return doc
 

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from slmgate.engine.ledger._history import LedgerHistory, RecordedDecision
+from slmgate.engine.ledger._index import indexed_decisions
 from slmgate.engine.ledger._store import LedgerError
 from slmgate.engine.policy._decision import DECISION_LOG_FIELDS
 from slmgate.evidence import parse_time
@@ -113,15 +114,47 @@ def parse_bound(text: str, *, end: bool, what: str) -> datetime:
     return start + timedelta(days=1) - timedelta(seconds=1) if end else start
 
 
-def _commits_by_seq(history: LedgerHistory) -> dict[int, str]:
-    log = history.git("log", "--format=%H%x1f%(trailers:key=Slmgate-Seq,valueonly)%x1e",
-                      history.commit).decode()
+_SEQ_FORMAT = "--format=%H%x1f%(trailers:key=Slmgate-Seq,valueonly)%x1e"
+
+
+def _seq_trailers(out: bytes) -> dict[int, str]:
     found = {}
-    for item in log.split("\x1e"):
+    for item in out.decode().split("\x1e"):
         sha, _, seq = item.strip().partition("\x1f")
         if seq.strip().isdigit():
             found[int(seq.strip())] = sha
     return found
+
+
+class _CommitOf:
+    """The commit that recorded each sequence number. In a ledger's linear history the commit
+    of entry k is the k-th after the first (``rev-list --first-parent``: a walk of commit ids
+    only, quick with the commit-graph ``Ledger.pack`` keeps); the Slmgate-Seq trailers of the
+    commits asked for are checked, 500 at a time, and when one disagrees (a history that is not
+    linear) every commit's trailer is read instead."""
+
+    def __init__(self, history: LedgerHistory) -> None:
+        self.history = history
+        self.line: list[str] | None = None
+        self.known: dict[int, str] = {}
+        self.by_trailer: dict[int, str] | None = None
+
+    def __call__(self, seq: int) -> str | None:
+        if self.by_trailer is not None:
+            return self.by_trailer.get(seq)
+        if seq not in self.known:
+            if self.line is None:
+                self.line = self.history.git("rev-list", "--first-parent", "--reverse",
+                                             self.history.commit).decode().split()
+            wanted = {k: self.line[k] for k in range(seq, min(seq + 500, len(self.line)))}
+            said = _seq_trailers(self.history.git("log", "--no-walk=unsorted", _SEQ_FORMAT,
+                                                  *wanted.values())) if wanted else {}
+            if seq not in wanted or any(said.get(k) != c for k, c in wanted.items()):
+                self.by_trailer = _seq_trailers(self.history.git("log", _SEQ_FORMAT,
+                                                                 self.history.commit))
+                return self.by_trailer.get(seq)
+            self.known.update(wanted)
+        return self.known[seq]
 
 
 def decision_log(history: LedgerHistory, *, model: str | None = None,
@@ -129,12 +162,12 @@ def decision_log(history: LedgerHistory, *, model: str | None = None,
                  until: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Log records of the decisions that pass the filters, oldest first, masked."""
     wanted = set(outcomes)
-    commits: dict[int, str] | None = None  # read when the first record passes the filters
+    commit_of = _CommitOf(history)
     masks: dict[str, list[str]] = {}
-    # the outcome is filtered on the gate-signed chain entry first, so that the files of the
-    # decisions it leaves out are never read; the record's own outcome is checked after loading
-    keep = (lambda m: m.outcome in wanted) if wanted else None
-    for recorded in history.decisions(keep=keep):
+    # the index (``_index``) selects in SQL and every row it gives is checked against git; the
+    # filters are applied again below to what was read, so the index only ever saves work
+    selected = indexed_decisions(history, model=model, outcomes=wanted, since=since, until=until)
+    for recorded in selected:
         d = recorded.decision
         if model and (d.get("request") or {}).get("model", {}).get("name") != model:
             continue
@@ -149,9 +182,7 @@ def decision_log(history: LedgerHistory, *, model: str | None = None,
         digest = recorded.manifest.bundle_digest
         if digest not in masks:
             masks[digest] = bundle_mask(history, digest)
-        if commits is None:
-            commits = _commits_by_seq(history)
-        yield apply_mask(log_record(recorded, commits.get(recorded.manifest.seq)), masks[digest])
+        yield apply_mask(log_record(recorded, commit_of(recorded.manifest.seq)), masks[digest])
 
 
 def _field(record: dict[str, Any], *path: str) -> Any:

@@ -91,6 +91,7 @@ class LedgerHistory:
             raise LedgerError(f"no commit {commit!r} in the ledger", file=str(path)) from exc
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._bundles: dict[str, Path] = {}
+        self._located: dict[str, str] = {}  # path -> blob id, for paths looked up one by one
 
     def __enter__(self) -> LedgerHistory:
         return self
@@ -107,12 +108,36 @@ class LedgerHistory:
     @cached_property
     def tree(self) -> dict[str, str]:
         """Every file of the commit: path -> blob id (hex)."""
-        out = self.git("ls-tree", "-r", "-z", "--full-tree", self.commit).decode()
+        return self._ls_tree(recursive=True)
+
+    def _ls_tree(self, *paths: str, recursive: bool = False) -> dict[str, str]:
+        flags = ["-r"] if recursive else []
+        out = self.git("ls-tree", "-z", "--full-tree", *flags, self.commit, "--", *paths).decode()
         files = {}
         for line in filter(None, out.split("\0")):
             meta, rel = line.split("\t", 1)
-            files[rel] = meta.split()[2]
+            kind, blob = meta.split()[1:3]
+            if kind == "blob":
+                files[rel] = blob
         return files
+
+    def listing(self, *folders: str) -> dict[str, str]:
+        """Every file under ``folders`` in the commit: path -> blob id."""
+        return self._ls_tree(*folders, recursive=True)
+
+    def locate(self, paths: Iterable[str]) -> dict[str, str]:
+        """The blob ids of ``paths`` in the commit (those it holds): from the full listing when
+        it was read, otherwise by ``ls-tree`` of just these paths, which reads only the trees on
+        their way — not every tree of the commit."""
+        wanted = list(dict.fromkeys(paths))
+        if "tree" in self.__dict__:
+            return {p: self.tree[p] for p in wanted if p in self.tree}
+        missing = [p for p in wanted if p not in self._located]
+        for start in range(0, len(missing), 1000):
+            chunk = missing[start:start + 1000]
+            found = self._ls_tree(*chunk)
+            self._located.update({p: found[p] for p in chunk if p in found})
+        return {p: self._located[p] for p in wanted if p in self._located}
 
     def git(self, *args: str, feed: str | None = None) -> bytes:
         """Run a read-only git command in the ledger; ``LedgerError`` when it fails."""
@@ -157,7 +182,8 @@ class LedgerHistory:
     @cached_property
     def chain_paths(self) -> list[str]:
         """Every link of the chain, decisions and attestations, in order."""
-        return sorted(p for p in self.tree if _ENTRY.match(p))
+        listing = self.tree if "tree" in self.__dict__ else self.listing("entries/")
+        return sorted(p for p in listing if _ENTRY.match(p))
 
     @cached_property
     def entry_paths(self) -> list[str]:
@@ -192,12 +218,14 @@ class LedgerHistory:
                   keep: Callable[[EntryManifest], bool] | None = None) -> list[RecordedDecision]:
         """Decisions by entry path, their files read in two batches; with ``keep``, only those
         whose chain entry it accepts (the others' files are never read)."""
+        self.locate(entries)
         raws = self.read_blobs((self._blob(e) for e in entries), "chain entries")
         manifests = [EntryManifest.from_payload(entry_payload(raws[self._blob(e)])[0])
                      for e in entries]
         if keep is not None:
             kept = [(e, m) for e, m in zip(entries, manifests, strict=True) if keep(m)]
             entries, manifests = [e for e, _ in kept], [m for _, m in kept]
+        self.locate(p for m in manifests for p in _files_of(m))
         wanted = [self._blob(p) for m in manifests for p in _files_of(m)]
         blobs = self.read_blobs(wanted, "decision files")
         loaded = []
@@ -218,7 +246,7 @@ class LedgerHistory:
         return loaded
 
     def _blob(self, rel: str) -> str:
-        blob = self.tree.get(rel)
+        blob = self._located.get(rel) or self.locate([rel]).get(rel)
         if blob is None:
             raise LedgerError(f"{rel} is missing from commit {self.commit[:12]}",
                               file=str(self.path), advice="run `slmgate ledger verify`")
@@ -237,7 +265,8 @@ class LedgerHistory:
 
     def bundle_files(self, digest: str) -> dict[str, bytes]:
         prefix = bundle_prefix(digest)
-        paths = {p: b for p, b in self.tree.items() if p.startswith(prefix)}
+        listing = self.tree if "tree" in self.__dict__ else self.listing(prefix)
+        paths = {p: b for p, b in listing.items() if p.startswith(prefix)}
         blobs = self.read_blobs(paths.values(), f"bundle {digest}")
         files = {p[len(prefix):]: blobs[b] for p, b in paths.items()}
         if not files:

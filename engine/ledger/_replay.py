@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slmgate.engine.ledger._history import LedgerHistory, RecordedDecision
+from slmgate.engine.ledger._index import resolve_decision
 from slmgate.engine.ledger._store import LedgerError
 from slmgate.engine.policy._bundle import PolicyBundle, load_bundle
 from slmgate.engine.policy._engines import embedded_engine
@@ -131,7 +132,7 @@ def evaluate_recorded(recorded: RecordedDecision, bundle: PolicyBundle,
 
 def replay(history: LedgerHistory, decision_id: str, cache: BundleCache | None = None) -> ReplayResult:
     """Replay one decision (by id or unique prefix) under the bundle it was decided under."""
-    recorded = history.load(history.resolve(decision_id))
+    recorded = history.load(resolve_decision(history, decision_id))
     bundle, policy = (cache or BundleCache(history)).get(recorded.manifest.bundle_digest)
     replayed = evaluate_recorded(recorded, bundle, policy)
     return ReplayResult(recorded.decision_id, recorded.decision, replayed,

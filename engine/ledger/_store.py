@@ -13,7 +13,16 @@ Layout of every commit's tree::
 
 ``<xx>`` is the first byte of sha256(id), in hex: folders fan out so that a commit rewrites
 small trees, not ones that grow with the ledger. A decision commit only adds files; nothing is
-ever modified or deleted.
+ever modified or deleted. ``.slmgate/`` beside ``.git`` holds the index of ``ledger log`` and
+``replay`` (``_index``: derived, git-ignored, never committed); the writer never touches it.
+
+Folders are not sharded by sequence number (``decisions/000/012/…``), because that is not
+what an append costs: measured at 30,000 decisions (docs/benchmarks.md), the trees one append
+rewrites — the root, ``entries/`` (one subfolder per 100 entries) and its newest subfolder, and
+one ``<xx>`` folder each of decisions, requests and evidence (~n/256 names each) — add up to
+about 50 KB to hash, while the index git reads holds every path (10 MiB). The layout and the v2
+marker therefore stay as they are: every ledger ever written has one layout, and there is no
+rule for mixing two.
 
 Write protocol, all under an exclusive flock on ``.git/slmgate.lock``:
 
@@ -34,7 +43,9 @@ Write protocol, all under an exclusive flock on ``.git/slmgate.lock``:
    so the number of packs stays logarithmic).
 
 An append costs a handful of git calls, each proportional to the touched folders and to the
-size of the index file — never a walk of the working tree or a read of every tree.
+size of the index (``core.splitIndex``: what is copied and rewritten is the part added since
+the shared index; the shared index is still read) — never a walk of the working tree or a read
+of every tree.
 """
 
 from __future__ import annotations
@@ -75,7 +86,7 @@ _HEX = re.compile(r"^[0-9a-f]{64}$")
 _STALE_LOCKS = ("index.lock", "HEAD.lock", "refs/heads/main.lock", "packed-refs.lock")
 _INDEXED = "slmgate-indexed"  # "<commit> <index mtime_ns> <index size>" as the last writer left it
 _JOURNAL = "slmgate-journal"  # the paths a writer is about to write, one a line
-_CONFIG = (("core.untrackedCache", "true"), ("index.version", "4"))
+_CONFIG = (("core.untrackedCache", "true"), ("index.version", "4"), ("core.splitIndex", "true"))
 PACK_EVERY = 1000
 
 
@@ -377,7 +388,10 @@ class Ledger:
 
     def _configure(self) -> None:
         """git settings that keep appends cheap: the untracked cache (a walk of the working tree
-        rereads only folders whose mtime changed) and index v4 (prefix-compressed paths)."""
+        rereads only folders whose mtime changed), index v4 (prefix-compressed paths) and the
+        split index (``.git/index`` holds only the paths added since the shared index, which git
+        rewrites when they pass a fifth of it: an append copies and rewrites kilobytes, not the
+        whole index)."""
         with self.repo.config_reader() as cfg:
             missing = [(k, v) for k, v in _CONFIG if not cfg.has_option(*k.split("."))]
         if missing:
@@ -404,7 +418,7 @@ class Ledger:
         for name in _STALE_LOCKS:
             with contextlib.suppress(FileNotFoundError):
                 (self.git_dir / name).unlink()
-        for leftover in self.git_dir.glob("slmgate-index*"):
+        for leftover in self.git_dir.glob("slmgate-index.*"):  # private indexes, not slmgate-indexed
             leftover.unlink(missing_ok=True)
         self._drop_journalled()
         if not full and head is not None and self._index_is_heads(head):
@@ -490,13 +504,16 @@ class Ledger:
 
     def pack(self) -> None:
         """Pack the loose objects, keeping the packs in a geometric progression (so their
-        number grows with the log of the ledger's size). The decision is already recorded: a
-        failure here is logged, not raised."""
-        try:
-            self.repo.git.execute(["git", "repack", "-d", "-q", "--geometric=2"])
-        except git.GitCommandError as exc:
-            _log.warning("ledger %s: git repack failed (%s); the decision is recorded",
-                         self.path, str(exc.stderr).strip())
+        number grows with the log of the ledger's size), and extend the commit-graph (so a walk
+        of the history — `ledger log` finding each decision's commit — reads no commit object).
+        The decision is already recorded: a failure here is logged, not raised."""
+        for command in (["repack", "-d", "-q", "--geometric=2"],
+                        ["commit-graph", "write", "--reachable", "--split"]):
+            try:
+                self.repo.git.execute(["git", *command])
+            except git.GitCommandError as exc:
+                _log.warning("ledger %s: git %s failed (%s); the decision is recorded",
+                             self.path, command[0], str(exc.stderr).strip())
 
     def record(
         self, decision_id: str, record_envelope: bytes, request_raw: bytes,

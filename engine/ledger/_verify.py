@@ -74,6 +74,9 @@ class GateKeys:
     when they come from a trust policy."""
 
     keys: tuple[tuple[PublicKey, datetime | None, datetime | None], ...]
+    # From a trust policy: for each attestation kind the ledger keeps from outside the gate
+    # (ops-metrics), the keys allowed to sign it. Empty with bare gate keys: not checkable.
+    attesters: tuple[tuple[str, tuple[tuple[PublicKey, datetime | None, datetime | None], ...]], ...] = ()
 
     @classmethod
     def from_public_keys(cls, paths: Iterable[Path]) -> GateKeys:
@@ -90,13 +93,29 @@ class GateKeys:
         if not gates:
             raise InputError("no identity may sign decision-record", file=str(path),
                              advice="the trust policy must name the gate's key")
-        return cls(gates)
+        attesters = tuple((kind, tuple((i.key, i.valid_from, i.valid_until) for i in trust.identities
+                                       if kind in i.may_sign and i.key.keyid not in trust.revoked_keyids))
+                          for kind, by_gate in ATTESTATION_KINDS.items() if not by_gate)
+        return cls(gates, attesters)
 
     def signed(self, envelope: Envelope, at: datetime | None) -> bool:
         """At least one valid signature by a gate key valid at ``at``."""
-        valid = [k for k, start, end in self.keys
-                 if at is None or ((start is None or at >= start) and (end is None or at <= end))]
-        return bool(envelope.keys_that_signed(valid))
+        return _signed_by(self.keys, envelope, at)
+
+    def attested(self, kind: str, envelope: Envelope, at: datetime | None) -> bool | None:
+        """Whether an identity the trust policy allows to sign ``kind`` signed ``envelope``
+        (valid at ``at``); ``None`` when these keys came without a trust policy."""
+        for name, keys in self.attesters:
+            if name == kind:
+                return _signed_by(keys, envelope, at)
+        return None
+
+
+def _signed_by(keys: tuple[tuple[PublicKey, datetime | None, datetime | None], ...],
+               envelope: Envelope, at: datetime | None) -> bool:
+    valid = [k for k, start, end in keys
+             if at is None or ((start is None or at >= start) and (end is None or at <= end))]
+    return bool(envelope.keys_that_signed(valid))
 
 
 @dataclass(frozen=True)
@@ -353,6 +372,9 @@ class _Verifier:
                                       f"says {manifest.kind}")
         elif ATTESTATION_KINDS[manifest.kind] and not self.gates.signed(envelope, statement.issued_at):
             self.problem(commit, seq, f"{stored}: no signature verifies under a trusted gate key")
+        elif self.gates.attested(manifest.kind, envelope, statement.issued_at) is False:
+            self.problem(commit, seq, f"{stored}: no signature verifies under a key the trust "
+                                      f"policy allows to sign {manifest.kind}")
         elif manifest.kind == "deployment-attestation":
             decision = str((statement.predicate.get("decision") or {}).get("id", ""))
             if record_path(decision) not in self.state:
@@ -535,6 +557,10 @@ def verify_ledger(path: Path, gates: GateKeys, *, allow_unsigned_chain: bool = F
     5. its policy bundle is stored, and a newly stored bundle hashes to its digest;
     6. the record is a decision-record statement signed by a gate key, agreeing with the entry
        on id, outcome, bundle digest, request digest and the evidence it used;
+    7. an attestation entry (steps 1-3 as any entry) adds exactly its attestation, matching its
+       sha256 and of its kind: a deployment attestation signed by a gate key, naming a decision
+       recorded before it; operations metrics signed, when the keys came from a trust policy,
+       by an identity it allows to sign ops-metrics;
 
     and finally the working tree holds every committed file unchanged. A git object that
     cannot be read is a problem of the report (could not verify), not an ``InputError``.

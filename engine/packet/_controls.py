@@ -1,13 +1,13 @@
-"""The packet's control mapping: SOC 2 CC8.1, ISO/IEC 42001 A.6.2.4–A.6.2.6 and EU AI Act Annex IV
-points 2, 3, 4 and 6, each row pointing at the packet sections that evidence it and stating, from
-the decision's own checks and verified evidence, whether this promotion evidences it."""
+"""The packet's control table: a row per control of the mapping (``engine.policy._controls``, the
+table the OSCAL export reads too), each pointing at the packet sections that evidence it and
+stating, from the decision's own checks and verified evidence, whether this promotion evidences it."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from slmgate.engine.policy._controls import CONTROLS, Control
 from slmgate.engine.policy._decision import Decision
 
 __all__ = ["SECTIONS", "control_rows"]
@@ -25,73 +25,13 @@ SECTIONS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Control:
-    framework: str
-    control: str
-    title: str
-    requirement: str
-    sections: tuple[str, ...]
-    rules: tuple[str, ...] = ()  # rule ids, or prefixes ending in "."
-    needs: tuple[str, ...] = ()  # predicate kinds that must have verified
-    approved: bool = False  # the decision itself must be an approval
-
-
-CONTROLS: tuple[Control, ...] = (
-    Control("SOC 2", "CC8.1", "Change authorised",
-            "The change is requested with its change classes and routed to its published tier",
-            ("cover", "release-diff"), rules=("request.change_classes",)),
-    Control("SOC 2", "CC8.1", "Change tested",
-            "Eval gates (regression, stress, policy) and serving SLOs run on the candidate by "
-            "signed producers", ("release-diff", "findings", "evidence"),
-            rules=("gate.", "slo."), needs=("eval-result", "serving-config")),
-    Control("SOC 2", "CC8.1", "Change approved",
-            "Approved on the CAB's pre-approved tier or by every approver the tier requires",
-            ("cover", "approvals"), rules=("approval.",), approved=True),
-    Control("SOC 2", "CC8.1", "Change implemented as approved",
-            "The deployed weights are the signed ones, with their measured serving configuration "
-            "and a rollback plan where the tier asks", ("evidence", "serving"),
-            rules=("evidence.present.", "rollback."), needs=("weights-manifest", "serving-config")),
-    Control("ISO/IEC 42001", "A.6.2.4", "AI system verification and validation",
-            "Verification and validation against documented criteria before deployment",
-            ("release-diff", "findings", "evidence"), rules=("gate.", "evidence.eval."),
-            needs=("eval-result",)),
-    Control("ISO/IEC 42001", "A.6.2.5", "AI system deployment",
-            "Deployment requirements met first: purpose, residency, subprocessors, approvals",
-            ("cover", "release-diff", "approvals", "processing"),
-            rules=("purpose.", "residency.", "approval."), approved=True),
-    Control("ISO/IEC 42001", "A.6.2.6", "AI system operation and monitoring",
-            "Operating conditions measured and within SLOs; rollback owned and drilled",
-            ("serving", "release-diff"), rules=("slo.", "rollback."), needs=("serving-config",)),
-    Control("EU AI Act", "Annex IV(2)", "Elements of the system and its development",
-            "Signed weights, training datasets and their purposes, validation and testing",
-            ("release-diff", "evidence", "processing"),
-            rules=("purpose.training_data", "purpose.dataset.", "evidence.present.weights-manifest"),
-            needs=("weights-manifest", "eval-result")),
-    Control("EU AI Act", "Annex IV(3)", "Monitoring, functioning and control",
-            "Accuracy per layer, human-oversight measures, behaviour on the serving device",
-            ("release-diff", "serving", "cover"), rules=("gate.policy.", "slo."),
-            needs=("eval-result", "serving-config")),
-    Control("EU AI Act", "Annex IV(4)", "Appropriateness of the performance metrics",
-            "The metrics and thresholds used per eval layer, against the baseline",
-            ("release-diff", "findings"), rules=("gate.",), needs=("eval-result",)),
-    Control("EU AI Act", "Annex IV(6)", "Relevant changes through the lifecycle",
-            "What this release changes: change classes, change lines, weights files",
-            ("release-diff",), rules=("request.change_classes",)),
-)
-
-
-def _matches(rule_id: str, rules: tuple[str, ...]) -> bool:
-    return any(rule_id.startswith(r) if r.endswith(".") else rule_id == r for r in rules)
-
-
 def _listed(items: list[str]) -> str:
     return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
 
 
 def _status(control: Control, decision: Decision, verified_kinds: set[str]) -> tuple[str, str]:
     waived = {w["rule_id"] for w in decision.waivers_applied}
-    matched = [c for c in decision.checks if _matches(c["rule_id"], control.rules)]
+    matched = [c for c in decision.checks if control.covers(c["rule_id"])]
     failing = sorted(c["rule_id"] for c in matched if not c["passed"] and c["rule_id"] not in waived)
     gaps = []
     if failing:

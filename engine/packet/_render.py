@@ -33,7 +33,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherRespons
 
 from slmgate.engine.packet._view import PacketError, packet_view
 
-__all__ = ["Attachment", "PacketError", "TemplateFetcher", "render_document", "render_packet"]
+__all__ = ["Attachment", "PacketError", "TemplateFetcher", "render_document", "render_html", "render_packet"]
 
 _TEMPLATE = "packet.html.j2"
 _DASH = "—"
@@ -175,6 +175,13 @@ def render_document(
                 attachments=pdf_attachments,
                 finisher=_associated_files_once,
             )
+
+
+def render_html(template: str, view: Mapping[str, Any]) -> str:
+    """The HTML of ``template`` (a file of ``slmgate.templates``) with ``view``: the environment
+    and filters of the PDFs, for documents also published as HTML (the program report)."""
+    with importlib.resources.as_file(importlib.resources.files("slmgate.templates")) as root:
+        return _render_html(root, template, view)
 
 
 def _associated_files_once(document: Any, pdf: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import cerberus
-import git
+import cerberus.schema
 
 from slmgate.engine.policy._decision import DECISION_LOG_FIELDS
 from slmgate.engine.policy._yamldoc import KeyPath, YamlDocument, load_yaml
@@ -107,6 +108,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }},
         "deployments": {"type": "dict", "default": {"max_verification_age_hours": 168}, "schema": {
             "max_verification_age_hours": {"type": "integer", "min": 1, "default": 168},
+        }},
+        # Operations: the cost model (device-hours x price) and which business metric each
+        # executive trajectory is charted against (`slmgate ops import`, `report program`).
+        "operations": {"type": "dict", "schema": {
+            "cost_model": {"type": "dict", "required": True, "schema": {
+                "device": {**_str, "required": True},
+                "price_per_device_hour": {"type": "number", "required": True, "min": 0},
+                "currency": {"type": "string", "required": True, "regex": r"^[A-Z]{3}$"},
+                "device_hours_per_week": {"type": "number", "min": 0, "max": 168 * 10000},
+            }},
+            "trajectories": {"type": "dict", "schema": {
+                name: {**_str, "required": True} for name in ("cost", "defects", "adoption")}},
         }},
     },
     "purposes": {
@@ -264,10 +277,22 @@ def _flatten(errors: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
     return out
 
 
+class _OwnSchema(cerberus.schema.DefinitionSchema):  # type: ignore[misc]
+    """One of this module's own schemas: expanded as cerberus expands every schema, but not
+    checked against cerberus's rules on every run — that check cost a promote 0.3 s, for
+    constants of this module. ``tests/engine/policy/test_policy_yaml.py`` checks each of
+    ``SCHEMAS`` the usual way, so a malformed schema still fails the build."""
+
+    def validate(self, schema: Any = None) -> None:
+        return None
+
+
 @functools.cache
 def _validator(name: str) -> cerberus.Validator:
-    """One validator per schema: cerberus checks the schema itself on construction (slow)."""
-    return cerberus.Validator(SCHEMAS[name])
+    """One validator per schema, built once per process."""
+    validator = cerberus.Validator()
+    validator.schema = _OwnSchema(validator, SCHEMAS[name])
+    return validator
 
 
 def _validate(doc: YamlDocument, name: str) -> tuple[dict[str, Any], list[Problem]]:
@@ -344,6 +369,11 @@ def _cross_references(docs: dict[str, YamlDocument], data: dict[str, Any]) -> li
         problems.append(Problem(docs[name].where(key), ".".join(str(k) for k in key), message))
 
     classes = set(data["charter"]["data_classes"])
+    metrics = {m["id"] for m in data["charter"]["business_metrics"]}
+    for name, mid in ((data["charter"].get("operations") or {}).get("trajectories") or {}).items():
+        if mid not in metrics:
+            bad("charter", ("operations", "trajectories", name),
+                f"unknown business metric {mid!r}; business_metrics declares {sorted(metrics)}")
     for i, measure in enumerate(data["charter"]["security_measures"]):
         for j, dc in enumerate(measure["applies_to"]):
             if dc not in classes:
@@ -422,11 +452,16 @@ def lint_rego(name: str, source: str, where: str) -> list[Problem]:
 
 
 def _revision(root: Path) -> str | None:
+    """The commit of the git repository holding ``root`` (searching upwards, as git does), or
+    None outside one or before its first commit. Asked of git itself: importing GitPython
+    for this one question cost a promote more than the rest of loading the bundle."""
     try:
-        repo = git.Repo(root, search_parent_directories=True)
-        return repo.head.commit.hexsha if repo.head.is_valid() else None
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"],
+                             capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
         return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", sha) else None
 
 
 def bundle_digest(files: Mapping[str, bytes]) -> str:

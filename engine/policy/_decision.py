@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from slmgate.engine._schemas import validator
+from slmgate.engine._schemas import first_problem
 from slmgate.engine.policy._messages import render_messages
 from slmgate.engine.request._request import is_supplied_approval
 from slmgate.evidence import VerificationResult
@@ -125,11 +125,10 @@ def checked_policy_output(output: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(output, dict):
         raise PolicyError("the policy returned a malformed decision: not an object")
     output = engine_neutral(output)
-    errors = sorted(validator("policy-decision").iter_errors(output),
-                    key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        where = ".".join(map(str, errors[0].absolute_path)) or "(decision)"
-        raise PolicyError(f"the policy returned a malformed decision: {where}: {errors[0].message}")
+    problem = first_problem(output, "policy-decision")
+    if problem is not None:
+        where, message, _ = problem
+        raise PolicyError(f"the policy returned a malformed decision: {where or '(decision)'}: {message}")
     return output
 
 

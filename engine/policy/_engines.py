@@ -10,9 +10,7 @@ checks every decision case on every engine, the OPA-server backend included.
 from __future__ import annotations
 
 from slmgate.engine.policy._bundle import PolicyBundle
-from slmgate.engine.policy._embedded import CompiledPolicy
 from slmgate.engine.policy._evaluate import DecisionEngine
-from slmgate.engine.policy._regorus import RegorusPolicy
 from slmgate.evidence.errors import InputError
 
 __all__ = ["DEFAULT_ENGINE", "EMBEDDED_ENGINES", "embedded_engine"]
@@ -24,8 +22,12 @@ DEFAULT_ENGINE = "regorus"
 def embedded_engine(bundle: PolicyBundle, name: str = DEFAULT_ENGINE) -> DecisionEngine:
     """The bundle's policy compiled for the in-process engine ``name``."""
     if name == "regorus":
+        from slmgate.engine.policy._regorus import RegorusPolicy
+
         return RegorusPolicy(bundle)
-    if name == "regopy":
+    if name == "regopy":  # imported only when chosen
+        from slmgate.engine.policy._embedded import CompiledPolicy
+
         return CompiledPolicy(bundle)
     raise InputError(f"unknown engine {name!r}; expected one of {', '.join(EMBEDDED_ENGINES)}",
                      field="--engine")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class CaseResult:
     name: str
     passed: bool
     problems: tuple[str, ...]
+    seconds: float = 0.0  # how long the case took to run
 
 
 @dataclass(frozen=True)
@@ -52,21 +54,32 @@ class TestReport:
         return all(r.passed for r in self.results) and not self.unexercised
 
     def junit(self) -> str:
-        suite = ElementTree.Element("testsuite", name="slmgate policy", tests=str(len(self.results)),
-                                    failures=str(sum(not r.passed for r in self.results)))
+        """JUnit XML in the dialect of Jenkins' junit-10.xsd: a ``testsuites`` root holding one
+        ``testsuite`` (``tests``, ``failures``, ``errors``, ``skipped`` and ``time`` counted), a
+        ``testcase`` per policy test with its own time, and one for rule coverage."""
+        failures = sum(not r.passed for r in self.results) + bool(self.unexercised)
+        tests = len(self.results) + bool(self.unexercised)
+        total = f"{sum(r.seconds for r in self.results):.6f}"
+        suite = ElementTree.Element("testsuite", name="slmgate policy", tests=str(tests),
+                                    failures=str(failures), errors="0", skipped="0", time=total)
         for r in self.results:
-            case = ElementTree.SubElement(suite, "testcase", classname=r.file, name=r.name)
+            case = ElementTree.SubElement(suite, "testcase", classname=r.file, name=r.name,
+                                          time=f"{r.seconds:.6f}")
             if not r.passed:
-                failure = ElementTree.SubElement(case, "failure", message=r.problems[0] if r.problems else "")
+                failure = ElementTree.SubElement(case, "failure", type="policy-test",
+                                                 message=r.problems[0] if r.problems else "")
                 failure.text = "\n".join(r.problems)
         if self.unexercised:
             case = ElementTree.SubElement(suite, "testcase", classname="coverage",
-                                          name="every rule exercised")
-            ElementTree.SubElement(case, "failure", message="rules no test makes fail").text = \
+                                          name="every rule exercised", time="0.000000")
+            ElementTree.SubElement(case, "failure", type="coverage",
+                                   message="rules no test makes fail").text = \
                 "\n".join(self.unexercised)
-            suite.set("tests", str(len(self.results) + 1))
-            suite.set("failures", str(int(suite.get("failures", "0")) + 1))
-        return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True)
+        root = ElementTree.Element("testsuites", name="slmgate policy", tests=str(tests),
+                                   failures=str(failures), errors="0", time=total)
+        root.append(suite)
+        ElementTree.indent(root)
+        return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
 
 
 def rule_family(rule_id: str) -> str:
@@ -141,6 +154,7 @@ def _decision_cases(
             if not isinstance(case, dict) or "name" not in case or "expect" not in case:
                 raise InputError("each case needs 'name' and 'expect'", file=path, field=f"cases.{i}")
             facts = _apply(doc.get("base", {}), case, path)
+            started = time.perf_counter()
             try:
                 decision = checked_policy_output(policy.evaluate(facts))
                 problems = _compare(decision, case["expect"])
@@ -148,7 +162,8 @@ def _decision_cases(
                 failed |= {rule_family(f["rule_id"]) for f in decision["findings"]}
             except PolicyError as exc:
                 problems = [f"policy error: {exc.message}"]
-            results.append(CaseResult(name, case["name"], not problems, tuple(problems)))
+            results.append(CaseResult(name, case["name"], not problems, tuple(problems),
+                                      time.perf_counter() - started))
     return results, checked, failed
 
 
@@ -169,6 +184,7 @@ def _rego_tests(bundle: PolicyBundle) -> list[CaseResult]:
     compiled = compile_bundle(bundle, [t[2] for t in targets], what="the policy tests")
     results = []
     for file, rule, entrypoint in targets:
+        started = time.perf_counter()
         runner = rego.Interpreter()
         runner.strict_built_in_errors = True
         try:
@@ -178,7 +194,8 @@ def _rego_tests(bundle: PolicyBundle) -> list[CaseResult]:
             problem = "" if ok else f"{rule} is {text.strip() or 'undefined'}, expected true"
         except (rego.RegoError, ValueError, KeyError) as exc:
             ok, problem = False, f"{rule} raised {_first_line(exc)}"
-        results.append(CaseResult(file, rule, ok, (problem,) if problem else ()))
+        results.append(CaseResult(file, rule, ok, (problem,) if problem else (),
+                                  time.perf_counter() - started))
     return results
 
 

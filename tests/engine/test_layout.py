@@ -1,6 +1,6 @@
-"""The architecture, checked: the engine's rooms import one way (cli -> demo -> promote -> packet
--> ledger -> policy -> request -> evidence), no package has an import cycle, and the public API
-is pinned."""
+"""The architecture, checked: the engine's rooms import one way (cli -> demo -> promote -> report
+-> packet -> ops -> deploy -> ledger -> policy -> request -> evidence), no package has an import
+cycle, and the public API is pinned."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ LEVELS = {
     "slmgate.engine.policy": 3,
     "slmgate.engine.ledger": 4,
     "slmgate.engine.deploy": 4.5,  # deployments: reads the ledger, below the packet
+    "slmgate.engine.ops": 4.6,  # operations metrics: imported and verified for the ledger
     "slmgate.engine.packet": 5,
+    "slmgate.engine.report": 5.5,  # the program report: the packet's pipeline over the records
     "slmgate.engine.promote": 6,
     "slmgate.engine.demo": 7,
     "slmgate.engine.cli": 8,
@@ -135,7 +137,7 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 
 def test_each_room_says_its_job_and_what_it_may_import() -> None:
-    for room in ("request", "policy", "ledger", "packet", "cli"):
+    for room in ("request", "policy", "ledger", "deploy", "ops", "packet", "report", "cli"):
         doc = ast.get_docstring(ast.parse((ROOT / "engine" / room / "__init__.py").read_text()))
         assert doc and ("May import" in doc or "may import" in doc), room
 
@@ -149,3 +151,29 @@ def test_the_public_api_is_pinned() -> None:
     for name in slmgate.engine.__all__:
         assert getattr(slmgate.engine, name) is not None
     assert "verify_envelope" in slmgate.evidence.__all__
+
+
+def test_every_public_name_of_the_engine_resolves() -> None:
+    """``slmgate.engine`` imports its public names on first use; each must lead somewhere."""
+    import slmgate.engine as engine
+
+    assert sorted(engine.__all__) == sorted(engine._WHERE)
+    for name in engine.__all__:
+        assert getattr(engine, name).__name__ == name
+
+
+def test_every_package_folder_is_declared_in_pyproject() -> None:
+    """A wheel carries only the packages pyproject lists; the editable install hides a missing
+    one (the deploy room was missing once)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = set(config["packages"])
+    mapping = {folder: package for package, folder in config["package-dir"].items()}
+    found = set()
+    for top, package in mapping.items():
+        for init in (root / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(root / top)
+            found.add(".".join([package, *rel.parts]))
+    assert found - declared == set(), f"not declared in pyproject.toml: {sorted(found - declared)}"

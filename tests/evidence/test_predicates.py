@@ -62,6 +62,16 @@ def examples(world: World) -> dict[str, dict[str, Any]]:
             "model": {"name": MODEL, "weights_digest": f"sha256:{HEX}", "files": 2},
             "decision": {"id": "dec-" + "0" * 20, "outcome": "approve", "bundle_digest": f"sha256:{HEX}"},
             "purpose": "ticket_routing", "data_classes": ["ticket_text"]},
+        "ops-metrics": {
+            "reported_at": format_time(NOW), "program": "support-ticket-triage",
+            "period": {"week": "2026-W47", "start": "2026-11-16", "end": "2026-11-22"},
+            "model": {"name": MODEL, "weights_digest": f"sha256:{HEX}"}, "tasks": 400,
+            "automated_share": 0.7, "escalation_share": 0.2, "defects_per_1000": 50.0,
+            "cost": {"device": "cpu-inference-host", "device_hours": 168, "price_per_device_hour": 0.12,
+                     "currency": "EUR", "total": 20.16, "successful_tasks": 280,
+                     "per_successful_task": 0.072},
+            "latency_p95_ms": 4.2, "error_rate": 0.005,
+            "business_metrics": {"handle_time": 1.1, "cost_per_ticket": 0.072}},
     }
 
 

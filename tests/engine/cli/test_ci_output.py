@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from slmgate.engine.cli import main
 from tests.conftest import World, recent
+from tests.junit_xsd import assert_valid_junit
 
 FAMILY = ["model_family_change"]
 
@@ -45,6 +46,7 @@ def test_bad_input_prints_one_failed_junit_case(world: World, tmp_path: Path) ->
     req.write_text("{ not json")
     code, out, _ = run("promote", req, "--policies", world.policies, "--format", "junit")
     assert code == 2
+    assert_valid_junit(out)
     root = ET.fromstring(out)
     assert root.get("failures") == "1" and root.get("tests") == "1"
     assert str(req) in out
@@ -58,6 +60,7 @@ def test_could_not_verify_prints_a_junit_report_with_the_refusal(world: World, t
     req = world.request(tmp_path / "req", evidence)
     code, out, _ = run("promote", req, "--policies", world.policies, "--format", "junit")
     assert code == 4
+    assert_valid_junit(out)
     root = ET.fromstring(out)
     refused = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
     assert "eval-result" in refused
@@ -67,6 +70,7 @@ def test_review_is_skipped_in_junit_not_failed(world: World, tmp_path: Path) -> 
     req = _review_request(world, tmp_path)
     code, out, _ = run("promote", req, "--policies", world.policies, "--format", "junit")
     assert code == 3
+    assert_valid_junit(out)
     root = ET.fromstring(out)
     suite = root.find("testsuite")
     assert suite is not None

@@ -1,4 +1,5 @@
-"""The demo end to end, through the real CLI: four promotions, a ledger and four packets."""
+"""The demo end to end, through the real CLI: five promotions (one on an imported lm-eval
+result), a ledger and five packets."""
 
 from __future__ import annotations
 
@@ -27,10 +28,17 @@ def test_demo_runs_the_main_path(tmp_path: Path) -> None:
         "02-regressed-candidate": ("deny", 1),
         "03-tampered-evidence": ("deny", 4),
         "04-serving-change": ("review", 3),
+        "05-imported-lm-eval": ("approve", 0),
     }
     assert "gate.stress.accuracy" in r.stdout and "signature" in r.stdout
     commits = list(git.Repo(out / "ledger").iter_commits())
-    assert len(commits) == 6  # creation + one per decision + the deployment attestation
+    weeks = summary["operations"]
+    # creation + one per decision + the deployment attestation + one per week in service
+    assert len(commits) == 7 + len(weeks)
+    # 05's eval is the lm-eval results file imported through imports.yaml, with its baseline
+    lm_eval = json.loads((out / "lm-eval" / "candidate.json").read_text())
+    assert lm_eval["n-samples"]["support_triage_stress"]["effective"] > 0
+    assert (out / "policy-repo" / "imports.yaml").is_file()
     deployments = {d["region"]: d for d in summary["deployments"]}
     assert deployments["eu-west"]["verified"] is True
     verify = subprocess.run([sys.executable, "-m", "slmgate.engine.cli", "ledger", "verify", "--ledger",
@@ -39,6 +47,19 @@ def test_demo_runs_the_main_path(tmp_path: Path) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert (deployments["eu-central"]["verified"], deployments["eu-central"]["check"]) == (False, "digest")
     assert "DRIFTED" in r.stdout and "VERIFIED" in r.stdout
+    # weeks in service: the baseline before the promotion, the approved candidate from its week on
+    assert len(weeks) == 6 and len({w["week"] for w in weeks}) == 6
+    approved = deployments["eu-west"]["weights_digest"]
+    assert [w["weights_digest"] == approved for w in weeks] == [False] * 5 + [True]
+    assert all(0 < w["automated_share"] <= 1 and w["latency_p95_ms"] > 0 for w in weeks)
+    assert (out / "ops" / "metrics.csv").read_text().startswith("week,model,model_digest")
+    report = PdfReader(summary["reports"]["pdf"])
+    first = report.pages[0].extract_text()
+    assert "Cost per successful task" in first and "Risk note" in first
+    assert "Denied" in first and "Pending review" in first  # the risk note, from the records
+    assert "program-report.json" in report.attachments
+    html = Path(summary["reports"]["html"]).read_text()
+    assert "<svg" in html and "Adoption: share fully automated" in html
     for p in summary["promotions"]:
         reader = PdfReader(p["packet"])
         text = "".join(page.extract_text() for page in reader.pages)

@@ -97,3 +97,54 @@ def test_an_imported_eval_can_satisfy_a_gate(world: World, tmp_path: Path) -> No
     assert checks["gate.regression.accuracy.max_drop"] is True
     assert checks["evidence.eval.baseline"] is True
     assert format_time(when).startswith("2025-11-20")
+
+
+CARDS = Path(__file__).resolve().parents[2] / "runtime" / "assets"
+CARD = CARDS / "model-card-multisplit-README.md"
+CARD_BASE = CARDS / "model-card-multisplit-baseline-README.md"
+
+
+def test_a_model_card_import_with_baseline_and_metric_map(tmp_path: Path) -> None:
+    imports = _imports(tmp_path, 'model-index:\n'
+                                 '  "acme/support-tickets[routing]:test/accuracy": regression.accuracy\n')
+    args = ["evidence", "import", "model-index", CARD, "--subject", "sha256:" + "a" * 64,
+            "--evaluated-at", "2026-11-28T00:00:00Z", "--baseline", CARD_BASE,
+            "--baseline-subject", "sha256:" + "b" * 64, "--imports", imports]
+    code, out, err = run(*args)
+    assert code == 0, err
+    assert "regression.accuracy: 0.942 (baseline 0.95)  [acme/support-tickets[routing]:test/accuracy]" in out
+    assert "± 0.498  [hellaswag:validation/acc_norm]" in out  # the key to map it by, and its stderr
+    code, out, err = run(*args, "--format", "json")
+    predicate = json.loads(out)
+    assert predicate["layers"]["regression"]["metrics"]["accuracy"]["baseline"] == 0.95
+    assert predicate["baseline"]["digest"]["sha256"] == "b" * 64
+
+
+def test_a_bad_card_is_exit_2_naming_file_and_field(tmp_path: Path) -> None:
+    card = tmp_path / "README.md"
+    card.write_text(CARD.read_text().replace("value: 0.942", "value: n/a"))
+    code, _, err = run("evidence", "import", "model-index", card, "--subject", "sha256:" + "a" * 64,
+                       "--evaluated-at", "2026-11-28T00:00:00Z")
+    assert code == 2
+    assert f"{card}: model-index[0].results[1].metrics[0].value" in err
+    code, _, err = run("evidence", "import", "model-index", CARD, "--subject", "sha256:" + "a" * 64,
+                       "--evaluated-at", "2026-11-28T00:00:00Z", "--baseline", CARD_BASE)
+    assert code == 2 and "--baseline and --baseline-subject go together" in err
+
+
+def test_policy_check_validates_the_metric_map(world: World, tmp_path: Path) -> None:
+    """The shipped imports.yaml maps only to gates; one mapping to no gate, or a malformed one,
+    fails `policy check` (exit 2) naming imports.yaml and the key."""
+    policies = tmp_path / "policies"
+    shutil.copytree(world.policies, policies)
+    assert (policies / "imports.yaml").is_file()
+    code, _, err = run("policy", "check", "--policies", policies)
+    assert code == 0, err
+    with (policies / "imports.yaml").open("a") as f:
+        f.write('  "support_triage_policy,recall": policy.recall\n')
+    code, _, err = run("policy", "check", "--policies", policies)
+    assert code == 2
+    assert "imports.yaml: lm-eval.support_triage_policy,recall: policy.recall is not a gate" in err
+    (policies / "imports.yaml").write_text('lm_eval:\n  "a,b": regression.accuracy\n')
+    code, _, err = run("policy", "check", "--policies", policies)
+    assert code == 2 and "imports.yaml: lm_eval: unknown section" in err

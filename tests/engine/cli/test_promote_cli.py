@@ -52,6 +52,28 @@ def test_approved_promotion_exits_0_records_and_renders(world: World, tmp_path: 
     assert "decision-record.dsse.json" in reader.attachments
 
 
+# What a dry-run promote may not load: the ledger's git, the packet's Jinja and WeasyPrint, the
+# runtime's torch, and regopy (the engine that is not the default).
+HEAVY = ("git", "jinja2", "weasyprint", "torch", "regopy")
+IMPORTS = ("import atexit, sys\n"
+           "atexit.register(lambda: print('LOADED', sorted(m for m in sys.modules "
+           f"if m.split('.')[0] in {HEAVY!r}), file=sys.stderr))\n"
+           "from slmgate.engine.cli import main\n"
+           "main(prog_name='slmgate')\n")
+
+
+def test_a_dry_run_promote_imports_only_what_it_uses(world: World, tmp_path: Path) -> None:
+    req = world.request(tmp_path / "req", world.standard_evidence())
+    r = subprocess.run([sys.executable, "-c", IMPORTS, "promote", str(req), "--policies",
+                        str(world.policies), "--at", AT], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "LOADED []" in r.stderr, r.stderr
+    # ...and the same runner does see them when they are used (the check can fail)
+    r = subprocess.run([sys.executable, "-c", IMPORTS, "ledger", "log", "--ledger", str(tmp_path / "none")],
+                       capture_output=True, text=True, timeout=120)
+    assert "'git'" in r.stderr, r.stderr
+
+
 def test_stress_regression_exits_1_naming_the_gate(world: World, tmp_path: Path) -> None:
     req = world.request(tmp_path / "req", world.standard_evidence(stress_accuracy=0.70))
     r = promote(world, req)

@@ -146,3 +146,25 @@ def test_a_checkpoint_counts_attestations_as_chain_entries(
     verify = slmgate("ledger", "verify", "--ledger", ledger, "--trust", ledger_kit.trust,
                      "--checkpoint", cp)
     assert verify.returncode == 0, verify.stdout
+
+
+@pytest.mark.parametrize("damage", ["bundle removed", "charter unreadable"])
+def test_a_stored_bundle_missing_or_unreadable_cannot_verify_the_region(
+        ledger_kit: LedgerKit, ledger: Path, damage: str) -> None:  # noqa: F811
+    """The README's contract: 4 naming the check that could not run (never 2, never verified)."""
+    import subprocess
+
+    digest = load_bundle(ledger_kit.world.policies).digest.removeprefix("sha256:")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=ledger, check=True, capture_output=True)
+
+    if damage == "bundle removed":
+        git("rm", "-r", "-q", f"bundles/{digest}")
+    else:
+        (ledger / "bundles" / digest / "charter.yaml").write_text("program: [unclosed\n")
+        git("add", f"bundles/{digest}/charter.yaml")
+    git("-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "-m", damage)
+    code, doc = _verify(ledger_kit, ledger, ledger_kit.world.candidate, "eu-west", ledger_kit.ids[0])
+    assert code == 4 and doc["check"] == "region", doc
+    assert ("cannot be read" in doc["message"]), doc

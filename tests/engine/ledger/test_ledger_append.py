@@ -62,4 +62,25 @@ def test_the_ledger_packs_its_loose_objects_periodically(
     record_promotions(ledger_kit.world, ledger, [ledger_kit.requests[0]], minutes=82)
     counted = _count_objects(ledger_dir)
     assert counted["packs"] >= 1 and counted["count"] == 0, counted
+    assert list((ledger_dir / ".git" / "objects" / "info" / "commit-graphs").glob("*.graph"))
+    assert verify_ledger(ledger_dir, GateKeys.from_trust_file(ledger_kit.trust)).ok
+
+
+def test_an_append_after_an_append_neither_walks_the_tree_nor_rereads_the_index(
+        ledger_kit: LedgerKit, tmp_path: Path) -> None:
+    ledger_dir = ledger_kit.copy(tmp_path / "l")
+    calls: list[str] = []
+    for minutes in (83, 84):
+        ledger = Ledger(ledger_dir, signing_key=ledger_kit.world.key("slmgate-gate"))
+        original = ledger._git
+
+        def counted(*args: str, env: object = None, original: object = original) -> str:
+            calls.append(args[0])
+            return original(*args, env=env)  # type: ignore[operator]
+
+        ledger._git = counted  # type: ignore[method-assign]
+        record_promotions(ledger_kit.world, ledger, [ledger_kit.requests[0]], minutes=minutes)
+        # the stamp of the index the writer installed survives, so the next one trusts it
+        assert (ledger_dir / ".git" / "slmgate-indexed").is_file()
+        assert "ls-files" not in calls and "read-tree" not in calls, calls
     assert verify_ledger(ledger_dir, GateKeys.from_trust_file(ledger_kit.trust)).ok

@@ -395,7 +395,8 @@ def test_public_surface_is_pinned() -> None:
     from slmgate.engine.packet import _render as packet
 
     assert sorted(packet.__all__) == [
-        "Attachment", "PacketError", "TemplateFetcher", "render_document", "render_packet"]
+        "Attachment", "PacketError", "TemplateFetcher", "render_document", "render_html",
+        "render_packet"]
 
 
 def test_page_one_says_why_for_a_denial_and_a_review(tmp_path: Path) -> None:

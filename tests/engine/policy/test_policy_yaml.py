@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from slmgate.engine import BundleInvalid, CompiledPolicy, load_bundle
 from slmgate.engine.cli import main
+from slmgate.engine.policy._bundle import SCHEMAS, _validator
 from slmgate.engine.policy._policytest import run_policy_tests
 from slmgate.engine.policy._yamldoc import load_yaml
 from slmgate.evidence.errors import InputError
@@ -146,3 +147,20 @@ def test_nan_elsewhere_in_policy_is_refused_too(policies: Path) -> None:
 def test_plain_policy_still_loads(world: World) -> None:
     assert load_bundle(world.policies).digest.startswith("sha256:")
     assert NOW.year == 2026
+
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_each_bundle_schema_is_a_valid_cerberus_schema(name: str) -> None:
+    """The bundle's validators skip cerberus's check of their own schemas at run time
+    (``_bundle._OwnSchema``); this is where that check runs, and where a malformed one fails."""
+    import cerberus
+
+    cerberus.Validator(SCHEMAS[name])  # raises SchemaError on a malformed schema
+    assert _validator(name).schema.schema == cerberus.Validator(SCHEMAS[name]).schema.schema
+
+
+def test_a_malformed_bundle_schema_fails_the_check() -> None:
+    import cerberus
+
+    with pytest.raises(cerberus.SchemaError):
+        cerberus.Validator({"gates": {"type": "dict", "nonsense_rule": 1}})

@@ -10,6 +10,7 @@ import pytest
 
 from slmgate.engine import CompiledPolicy, evaluate_promotion, load_bundle, load_request
 from slmgate.engine._schemas import schema
+from slmgate.evidence.errors import InputError
 from tests.conftest import NOW, World
 
 
@@ -48,3 +49,19 @@ def test_request_with_bad_training_date_is_invalid_input(world: World, tmp_path:
     path.write_text(json.dumps(doc))
     with pytest.raises(InputError, match=r"training_data\.0\.oldest_record"):
         load_request(path)
+
+
+def test_a_refusal_stands_when_the_wording_validator_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jsonschema-rs decides; jsonschema only words the error. Should they disagree, the
+    document is refused all the same (fail closed), in jsonschema-rs's words."""
+    from slmgate.engine import _schemas
+
+    class Lenient:
+        def iter_errors(self, doc: object) -> list[object]:
+            return []
+
+    monkeypatch.setattr(_schemas, "_wording_validator", lambda name: Lenient())
+    problem = _schemas.first_problem({"outcome": "approve"}, "policy-decision")
+    assert problem is not None and problem[1]
+    with pytest.raises(InputError):
+        _schemas.check_document({"outcome": "approve"}, "policy-decision", source="x.json")
