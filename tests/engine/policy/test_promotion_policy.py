@@ -472,6 +472,42 @@ def test_a_self_approval_for_another_request_is_not_reported_as_one(bundle: Poli
     assert check["passed"] is True
 
 
+def test_a_tier_without_distinct_approvers_lets_one_person_fill_two_roles(
+        bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    """`distinct_approvers: false` turns the check off: none is made, and none is expected."""
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["human_signoff"]["distinct_approvers"] = False
+    facts = _signoff(base_facts, ["model_family_change"], [("ml-lead", "ada"), ("release-manager", "ada")])
+    decision = _decide(bundle, facts, data)
+    assert decision["outcome"] == "approve", decision["findings"]
+    assert "approval.distinct_people" not in {c["rule_id"] for c in decision["checks"]}
+
+
+def test_a_one_role_tier_has_no_distinct_people_check(bundle: PolicyBundle,
+                                                       base_facts: dict[str, Any]) -> None:
+    """With one role there is no other role to double up on; the count check says it all."""
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["human_signoff"]["approvals"] = [{"role": "ml-lead", "count": 2}]
+    facts = _signoff(base_facts, ["model_family_change"], [("ml-lead", "ada"), ("ml-lead", "bo")])
+    decision = _decide(bundle, facts, data)
+    assert decision["outcome"] == "approve", decision["findings"]
+    assert "approval.distinct_people" not in {c["rule_id"] for c in decision["checks"]}
+
+
+def test_an_approval_carries_no_finding_at_all(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    """Not even an info one: only a waived failure is reported as `waived: ...`."""
+    decision = _decide(bundle, _facts(base_facts))
+    assert decision["outcome"] == "approve"
+    assert decision["findings"] == []
+    facts = _facts(base_facts)
+    facts["evidence"]["serving"]["latency_ms_p95"] = 80
+    facts["waivers"]["active"] = [{"id": "W-1", "rule_id": "slo.latency_ms_p95.max"}]
+    decision = _decide(bundle, facts)
+    findings = [(f["rule_id"], f["severity"]) for f in decision["findings"]]
+    assert findings == [("slo.latency_ms_p95.max", "info")]
+    assert decision["findings"][0]["message"].startswith("waived: latency_ms_p95 80")
+
+
 # The most expensive test last: `make mutate` runs this file with -x.
 def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
         bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
