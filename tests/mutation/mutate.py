@@ -82,11 +82,12 @@ TARGETS: tuple[Target, ...] = (
         "tests/evidence/test_keys.py", "tests/evidence/test_dsse.py"),)),
     Target("evidence/_manifest.py", (_pytest("tests/evidence/test_manifest.py"),)),
     Target("policies/rego/promotion.rego", (
-        # `slmgate policy check`, stopping at the first failing decision case; then its decision
-        # cases on regopy too (regorus's quirks can hide a mutant: test_engine_parity.py)
+        # `slmgate policy check`, stopping at the first failing decision case; the policy's own
+        # tests; then the decision cases on regopy too, the slowest (regorus's quirks can hide
+        # a mutant: test_engine_parity.py)
         (sys.executable, "tests/mutation/policy_check_fast.py", "{root}/_repo"),
-        (sys.executable, "tests/mutation/policy_check_fast.py", "{root}/_repo", "regopy"),
         _pytest("tests/engine/policy/test_promotion_policy.py"),
+        (sys.executable, "tests/mutation/policy_check_fast.py", "{root}/_repo", "regopy"),
     ), mirrors=("_repo/rego/promotion.rego",)),
 )
 
