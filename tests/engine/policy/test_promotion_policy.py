@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from slmgate.engine import CompiledPolicy, load_bundle
+from slmgate.engine import load_bundle
 from slmgate.engine.policy._bundle import PolicyBundle
 from slmgate.engine.policy._decision import engine_neutral
+from slmgate.engine.policy._engines import DEFAULT_ENGINE, EMBEDDED_ENGINES, embedded_engine
+from slmgate.engine.policy._evaluate import DecisionEngine
+from slmgate.engine.policy._regorus import RegorusPolicy
 from tests.conftest import World
 
 PROBE = """package slmgate.probe
@@ -46,18 +49,19 @@ def _facts(base: dict[str, Any], **evidence: Any) -> dict[str, Any]:
     return facts
 
 
-_COMPILED: dict[str, CompiledPolicy] = {}
+_COMPILED: dict[str, DecisionEngine] = {}
 
 
 def _decide(bundle: PolicyBundle, facts: dict[str, Any], data: dict[str, Any] | None = None,
-            rego: dict[str, str] | None = None) -> dict[str, Any]:
+            rego: dict[str, str] | None = None, engine: str = DEFAULT_ENGINE) -> dict[str, Any]:
     """The decision for ``facts`` under the bundle with ``data`` and ``rego`` replaced, each
-    variant compiled once (compiling is most of the cost)."""
-    key = repr((bundle.digest, data, rego))
+    variant compiled once (compiling is most of the cost), by the default engine unless
+    ``engine`` names another (test_engine_parity.py holds every engine to the same decisions)."""
+    key = repr((bundle.digest, data, rego, engine))
     if key not in _COMPILED:
         variant = replace(bundle, data=data if data is not None else bundle.data,
                           rego_modules=rego if rego is not None else bundle.rego_modules)
-        _COMPILED[key] = CompiledPolicy(variant)
+        _COMPILED[key] = embedded_engine(variant, engine)
     return engine_neutral(_COMPILED[key].evaluate(facts))  # messages rendered, as promote reads them
 
 
@@ -122,6 +126,23 @@ def test_every_check_explains_itself_in_its_own_words(bundle: PolicyBundle,
             assert (set(c["explain"]["facts"]), set(c["explain"]["data"])) == (facts_keys, data_keys), c
             seen.add(family)
     assert seen == set(_OWN_WORDS)
+
+
+# ------------------------------------------------------------------ the tier
+
+
+@pytest.mark.parametrize("engine", EMBEDDED_ENGINES)
+def test_one_unknown_change_class_leaves_the_tier_unknown_on_every_engine(
+        bundle: PolicyBundle, base_facts: dict[str, Any], engine: str) -> None:
+    """The tier is the heaviest of *all* the classes: a known class beside an unknown one must
+    not lend the request its tier. (regorus drops a whole partial set when one element's head is
+    undefined, so only regopy and OPA would show the known class's tier if the policy did not
+    check for unknown classes first.)"""
+    facts = _facts(base_facts)
+    facts["request"]["change_classes"] = ["prompt_tweak", "yolo_release"]
+    decision = _decide(bundle, facts, engine=engine)
+    assert (decision["outcome"], decision["tier"]) == ("deny", "unknown")
+    assert _blocking(decision) == {"request.change_classes"}
 
 
 # ------------------------------------------------------------------ a minimum SLO
@@ -211,7 +232,7 @@ def test_a_failed_check_is_never_counted_as_satisfied(bundle: PolicyBundle,
     facts = _facts(base_facts)
     facts["evidence"]["serving"]["latency_ms_p95"] = 80
     probe = replace(bundle, rego_modules={**bundle.rego_modules, "probe.rego": PROBE})
-    result = CompiledPolicy(probe, entrypoint="slmgate/probe/result").evaluate(facts)
+    result = RegorusPolicy(probe, rule="data.slmgate.probe.result").evaluate(facts)
     assert "slo.latency_ms_p95.max" not in result["satisfied"]
     assert "gate.stress.accuracy.min" in result["satisfied"]
 
@@ -449,6 +470,42 @@ def test_a_self_approval_for_another_request_is_not_reported_as_one(bundle: Poli
     facts["request"]["requested_by"] = "grace@example.com"
     check = next(c for c in _decide(bundle, facts)["checks"] if c["rule_id"] == "approval.not_requester")
     assert check["passed"] is True
+
+
+def test_a_tier_without_distinct_approvers_lets_one_person_fill_two_roles(
+        bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    """`distinct_approvers: false` turns the check off: none is made, and none is expected."""
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["human_signoff"]["distinct_approvers"] = False
+    facts = _signoff(base_facts, ["model_family_change"], [("ml-lead", "ada"), ("release-manager", "ada")])
+    decision = _decide(bundle, facts, data)
+    assert decision["outcome"] == "approve", decision["findings"]
+    assert "approval.distinct_people" not in {c["rule_id"] for c in decision["checks"]}
+
+
+def test_a_one_role_tier_has_no_distinct_people_check(bundle: PolicyBundle,
+                                                       base_facts: dict[str, Any]) -> None:
+    """With one role there is no other role to double up on; the count check says it all."""
+    data = copy.deepcopy(bundle.data)
+    data["tiers"]["tiers"]["human_signoff"]["approvals"] = [{"role": "ml-lead", "count": 2}]
+    facts = _signoff(base_facts, ["model_family_change"], [("ml-lead", "ada"), ("ml-lead", "bo")])
+    decision = _decide(bundle, facts, data)
+    assert decision["outcome"] == "approve", decision["findings"]
+    assert "approval.distinct_people" not in {c["rule_id"] for c in decision["checks"]}
+
+
+def test_an_approval_carries_no_finding_at_all(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    """Not even an info one: only a waived failure is reported as `waived: ...`."""
+    decision = _decide(bundle, _facts(base_facts))
+    assert decision["outcome"] == "approve"
+    assert decision["findings"] == []
+    facts = _facts(base_facts)
+    facts["evidence"]["serving"]["latency_ms_p95"] = 80
+    facts["waivers"]["active"] = [{"id": "W-1", "rule_id": "slo.latency_ms_p95.max"}]
+    decision = _decide(bundle, facts)
+    findings = [(f["rule_id"], f["severity"]) for f in decision["findings"]]
+    assert findings == [("slo.latency_ms_p95.max", "info")]
+    assert decision["findings"][0]["message"].startswith("waived: latency_ms_p95 80")
 
 
 # The most expensive test last: `make mutate` runs this file with -x.

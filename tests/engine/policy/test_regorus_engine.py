@@ -4,6 +4,7 @@ between, must give the bytes a fresh engine gives."""
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -12,7 +13,7 @@ import yaml
 
 from slmgate.engine import load_bundle
 from slmgate.engine.policy._policytest import _apply
-from slmgate.engine.policy._regorus import RegorusPolicy
+from slmgate.engine.policy._regorus import RegorusPolicy, _regorus
 from slmgate.evidence import canonical_json
 from slmgate.evidence.errors import PolicyError
 from tests.conftest import World
@@ -38,3 +39,24 @@ def test_a_reused_engine_carries_nothing_from_one_decision_to_the_next(session_w
             with pytest.raises(PolicyError):
                 reused.evaluate({"request": 1, "evidence": "x", "waivers": None})
         assert canonical_json(reused.evaluate(cases[i])) == fresh[i], f"case {i} after {order[:n]}"
+
+
+_PARTIAL_SET = """package p
+
+import rego.v1
+
+ranks := {"a": {"rank": 1}}
+
+known contains ranks[c].rank if some c in input.classes
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="regorus (as pinned) drops the whole partial set when the head "
+                   "is undefined for one element; OPA and regopy skip that element only. promotion.rego "
+                   "does not depend on it (`tier` first requires no unknown change class), but a rule "
+                   "that did would decide differently on regorus")
+def test_a_partial_set_keeps_its_elements_whose_head_is_defined() -> None:
+    engine = _regorus().Engine()
+    engine.add_policy("p.rego", _PARTIAL_SET)
+    engine.set_input_json(json.dumps({"classes": ["a", "unknown"]}))
+    assert json.loads(engine.eval_rule_as_json("data.p.known")) == [1]
