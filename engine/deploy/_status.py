@@ -12,11 +12,10 @@ from typing import Any
 
 import yaml
 
-from slmgate.engine.ledger._attestation import AttestationManifest, attestation_path
 from slmgate.engine.ledger._history import LedgerHistory
-from slmgate.engine.ledger._store import LedgerError, entry_payload, sha256_hex
+from slmgate.engine.ledger._store import LedgerError
 from slmgate.engine.ledger._verify import GateKeys
-from slmgate.evidence import Envelope, Statement, format_time, parse_time
+from slmgate.evidence import format_time, parse_time
 from slmgate.evidence.errors import EvidenceInvalid
 
 DEFAULT_MAX_AGE_HOURS = 168
@@ -93,18 +92,9 @@ def deployment_status(history: LedgerHistory, gates: GateKeys, now: datetime) ->
     verify under the gate keys is listed as refused (and flags the status), never used."""
     status = DeploymentStatus(str(history.path), now)
     latest: dict[str, tuple[datetime, dict[str, Any], str]] = {}
-    for rel in history.attestation_paths:
-        manifest = AttestationManifest.from_payload(entry_payload(history.read(rel))[0])
-        if manifest.kind != "deployment-attestation":
-            continue
-        raw = history.read(attestation_path(manifest.attestation_id))
+    for manifest in history.attestations("deployment-attestation"):
         try:
-            if sha256_hex(raw) != manifest.attestation_sha256:
-                raise EvidenceInvalid("does not match the digest its entry records")
-            envelope = Envelope.from_json(raw)
-            statement = Statement.parse(envelope.payload)
-            if statement.kind != "deployment-attestation":
-                raise EvidenceInvalid(f"is a {statement.kind} statement")
+            envelope, statement = history.attested(manifest)
             if not gates.signed(envelope, statement.issued_at):
                 raise EvidenceInvalid("is not signed by a trusted gate key")
             at = parse_time(statement.predicate["attested_at"], what="attested_at")

@@ -18,7 +18,7 @@ from typing import Any
 
 import git
 
-from slmgate.engine.ledger._attestation import ATTESTATION_SUFFIX
+from slmgate.engine.ledger._attestation import ATTESTATION_SUFFIX, AttestationManifest, attestation_path
 from slmgate.engine.ledger._store import (
     EntryManifest,
     LedgerCorrupted,
@@ -32,7 +32,7 @@ from slmgate.engine.ledger._store import (
     sha256_hex,
 )
 from slmgate.engine.request._request import PromotionRequest, request_from_parts
-from slmgate.evidence import Envelope
+from slmgate.evidence import Envelope, Statement
 from slmgate.evidence.errors import EvidenceInvalid
 
 _ENTRY = re.compile(r"^entries/\d{6}/(\d{8})-([^/]+)\.dsse\.json$")
@@ -194,6 +194,26 @@ class LedgerHistory:
     def attestation_paths(self) -> list[str]:
         """The attestations' chain entries, in order (``engine.ledger._attestation``)."""
         return [p for p in self.chain_paths if p.endswith(ATTESTATION_SUFFIX)]
+
+    def attestations(self, kind: str) -> Iterator[AttestationManifest]:
+        """The manifests of the attestation entries of ``kind``, in chain order."""
+        for rel in self.attestation_paths:
+            manifest = AttestationManifest.from_payload(entry_payload(self.read(rel))[0])
+            if manifest.kind == kind:
+                yield manifest
+
+    def attested(self, manifest: AttestationManifest) -> tuple[Envelope, Statement]:
+        """The stored envelope of an attestation entry, checked against the digest the entry
+        records, and its statement, of the entry's kind; raises ``EvidenceInvalid``. Who may
+        have signed it is the caller's question (the gate, or an identity of the trust policy)."""
+        raw = self.read(attestation_path(manifest.attestation_id))
+        if sha256_hex(raw) != manifest.attestation_sha256:
+            raise EvidenceInvalid("does not match the digest its entry records")
+        envelope = Envelope.from_json(raw)
+        statement = Statement.parse(envelope.payload)
+        if statement.kind != manifest.kind:
+            raise EvidenceInvalid(f"is a {statement.kind} statement")
+        return envelope, statement
 
     def resolve(self, decision_id: str) -> str:
         """The entry path of a decision id, or of a unique prefix of one (8 characters at least)."""

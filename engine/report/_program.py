@@ -23,9 +23,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from slmgate.engine.deploy._status import deployment_status
-from slmgate.engine.ledger._attestation import AttestationManifest, attestation_path
 from slmgate.engine.ledger._history import LedgerHistory
-from slmgate.engine.ledger._store import LedgerError, entry_payload, sha256_hex
+from slmgate.engine.ledger._store import LedgerError
 from slmgate.engine.ledger._verify import GateKeys
 from slmgate.engine.ops._metrics import check_ops_predicate, iso_week, week_of
 from slmgate.engine.policy._bundle import PolicyBundle
@@ -188,18 +187,9 @@ def _ops_weeks(history: LedgerHistory, gates: GateKeys, since: date,
                refused: list[dict[str, Any]]) -> list[Week]:
     """The verified ops-metrics statements, the latest per (week, region), combined per week."""
     latest: dict[tuple[str, str], tuple[datetime, dict[str, Any]]] = {}
-    for rel in history.attestation_paths:
-        manifest = AttestationManifest.from_payload(entry_payload(history.read(rel))[0])
-        if manifest.kind != "ops-metrics":
-            continue
-        raw = history.read(attestation_path(manifest.attestation_id))
+    for manifest in history.attestations("ops-metrics"):
         try:
-            if sha256_hex(raw) != manifest.attestation_sha256:
-                raise EvidenceInvalid("does not match the digest its entry records")
-            envelope = Envelope.from_json(raw)
-            statement = Statement.parse(envelope.payload)
-            if statement.kind != "ops-metrics":
-                raise EvidenceInvalid(f"is a {statement.kind} statement")
+            envelope, statement = history.attested(manifest)
             if gates.attested("ops-metrics", envelope, statement.issued_at) is not True:
                 raise EvidenceInvalid("is not signed by an identity the trust policy allows to "
                                       "sign ops-metrics")

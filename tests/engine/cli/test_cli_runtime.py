@@ -281,8 +281,9 @@ def test_import_model_index() -> None:
     r = slmgate("evidence", "import", "model-index", card, "--subject", SUBJECT,
                 "--evaluated-at", "2026-11-01T00:00:00Z", "--format", "json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["layers"]["regression"]["metrics"]["hellaswag__acc_norm"] == {
-        "candidate": 53.4, "baseline": None, "task": "hellaswag", "metric": "acc_norm"}
+    # a metric is named by its dataset and split (TYPE[CONFIG]:SPLIT), so two splits never merge
+    assert json.loads(r.stdout)["layers"]["regression"]["metrics"]["hellaswag_validation__acc_norm"] == {
+        "candidate": 53.4, "baseline": None, "task": "hellaswag:validation", "metric": "acc_norm"}
 
 
 def test_expect_uses_the_manifests_ignore_paths(models: dict[str, Path], tmp_path: Path) -> None:
