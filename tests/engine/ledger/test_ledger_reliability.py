@@ -33,9 +33,9 @@ import base64, json, sys
 from pathlib import Path
 from slmgate.engine.ledger._store import Ledger, LedgerError, PendingDecision
 from slmgate.evidence import SigningKey
-print("ready", flush=True)
 b = base64.b64decode
 db = Ledger(Path(sys.argv[1]), signing_key=SigningKey.load(Path(sys.argv[2])))
+print("ready", flush=True)
 for path in sys.argv[3:]:
     d = json.loads(Path(path).read_text())
     pending = PendingDecision(d["id"], d["outcome"], b(d["record"]), b(d["request"]),
@@ -43,6 +43,7 @@ for path in sys.argv[3:]:
                               {k: b(v) for k, v in d["bundle"].items()}, d["digest"], None, d["message"])
     try:
         db.record_pending(pending)
+        print("recorded", flush=True)
     except LedgerError as exc:
         if "already recorded" not in str(exc):
             raise
@@ -98,17 +99,19 @@ def _recorded(ledger: Path, count: int) -> list[int]:
 def test_a_writer_killed_at_random_points_leaves_a_verifiable_ledger(
         ledger_kit: LedgerKit, tmp_path: Path) -> None:
     world, gates = ledger_kit.world, GateKeys.from_trust_file(ledger_kit.trust)
-    parcels = _parcels(world, list(ledger_kit.requests[:2]), tmp_path / "parcels", 60)
+    parcels = _parcels(world, list(ledger_kit.requests[:2]), tmp_path / "parcels", 100)
     ledger = tmp_path / "ledger"
     Ledger(ledger, signing_key=world.key("slmgate-gate"))
     rng = random.Random(7)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     kills = 0
-    for _ in range(16):
+    for cycle in range(16):
         if time.monotonic() > deadline:
             break
         proc = _writer(ledger, world, parcels)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        if cycle % 2:  # every other writer records one decision first, so work gets done on a
+            assert proc.stdout.readline().strip() == "recorded"  # loaded machine too
         time.sleep(rng.uniform(0.0, 0.35))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
