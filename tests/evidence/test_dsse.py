@@ -396,3 +396,34 @@ def _strict_envelope(raw: bytes) -> Envelope:
         return Envelope.from_json(raw)
     finally:
         dsse.canonical_or_strict_json = original
+
+
+def test_an_envelope_as_written_is_not_read_by_the_strict_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path is taken (so its check is the one that must hold): an envelope as
+    ``to_json`` writes it never reaches strict_json; the same envelope spelt otherwise does."""
+    calls: list[bytes] = []
+    monkeypatch.setattr("slmgate.evidence._statement.strict_json",
+                        lambda raw, error, what: calls.append(raw) or strict_json(raw, error, what))
+    written = sign_envelope(PAYLOAD, [ED, EC]).to_json()
+    assert Envelope.from_json(written).payload == PAYLOAD
+    assert calls == []
+    spaced = json.dumps(json.loads(written), indent=1).encode() + b"\n"
+    assert Envelope.from_json(spaced).payload == PAYLOAD
+    assert calls == [spaced]
+
+
+@pytest.mark.parametrize("data", [b"abc", b"abcd", b"abcde", b"\xff" * 1000, b"\x00" * 1001])
+def test_the_padded_standard_spelling_is_not_decoded_by_the_slow_path(
+    data: bytes, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The spelling ``to_json`` writes (padded, standard alphabet: no, one or two ``=``) is
+    decoded at once; only other spellings reach binascii's strict decoder."""
+    calls: list[str] = []
+    strict = binascii.a2b_base64
+    monkeypatch.setattr(binascii, "a2b_base64", lambda text, **kw: calls.append(text) or strict(text, **kw))
+    text = base64.b64encode(data).decode()
+    assert b64decode(text, what="payload") == data
+    assert calls == []
+    unpadded = text.rstrip("=")
+    assert b64decode(unpadded, what="payload") == data
+    assert len(calls) == (1 if unpadded != text else 0)

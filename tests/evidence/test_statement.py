@@ -18,6 +18,7 @@ from slmgate.evidence._statement import (
     STATEMENT_TYPE,
     Statement,
     canonical_json,
+    canonical_or_strict_json,
     parse_time,
     statement_json,
     strict_json,
@@ -253,3 +254,17 @@ def test_a_canonical_statement_is_not_read_by_the_strict_parser(monkeypatch: pyt
     spaced = json.dumps(_doc(), indent=1).encode()
     assert Statement.parse(spaced).predicate == {"captured_at": WHEN}
     assert calls == [spaced]
+
+
+def test_the_indented_canonical_form_is_read_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``orjson``'s sorted form indented by two with a final newline (how envelopes are
+    written) is read at once; without the final newline, or indented otherwise, it is not."""
+    calls: list[bytes] = []
+    monkeypatch.setattr("slmgate.evidence._statement.strict_json",
+                        lambda raw, error, what: calls.append(raw) or strict_json(raw, error, what))
+    indented = orjson.dumps(_doc(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    assert canonical_or_strict_json(indented, StatementFormatError, "payload") == _doc()
+    assert calls == []
+    for other in (indented[:-1], json.dumps(_doc(), indent=4, sort_keys=True).encode() + b"\n"):
+        assert canonical_or_strict_json(other, StatementFormatError, "payload") == _doc()
+    assert calls == [indented[:-1], json.dumps(_doc(), indent=4, sort_keys=True).encode() + b"\n"]
