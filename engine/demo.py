@@ -28,6 +28,7 @@ from slmgate.engine.ledger._store import Ledger
 from slmgate.engine.ledger._verify import GateKeys
 from slmgate.engine.packet._content import packet_attachments, packet_content
 from slmgate.engine.packet._render import render_packet
+from slmgate.engine.packet._seal import sealer
 from slmgate.engine.policy._bundle import load_bundle
 from slmgate.engine.policy._decision import Decision
 from slmgate.engine.policy._engines import embedded_engine
@@ -424,7 +425,8 @@ def _run(work: Path, out: Path, progress: Callable[[str], None]) -> list[DemoPro
             progress("[5/6] decisions recorded in the git ledger; rendering PDF packets")
         pdf = packets / f"{folder.name}.pdf"
         render_packet(packet_content(result.decision, result.facts, bundle, result.verified),
-                      packet_attachments(request, record, result.decision, bundle), pdf)
+                      packet_attachments(request, record, result.decision, bundle), pdf,
+                      sealer(record, result.decision.id, gate_key, now))
         results.append(DemoPromotion(folder.name, story, expected, result.decision,
                                      out / "packets" / pdf.name, entry.commit))
     deployments = _deploy(work, out, ledger, gate_key, models, results[0].decision.id, now)

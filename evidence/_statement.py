@@ -41,6 +41,7 @@ PREDICATE_TYPES: dict[str, str] = {
     "model-card": "https://slmgate.dev/model-card/v0.1",
     "deployment-attestation": "https://slmgate.dev/deployment-attestation/v0.1",
     "ops-metrics": "https://slmgate.dev/ops-metrics/v0.1",
+    "packet-seal": "https://slmgate.dev/packet-seal/v0.1",
 }
 PREDICATE_KINDS: dict[str, str] = {uri: kind for kind, uri in PREDICATE_TYPES.items()}
 
@@ -58,6 +59,7 @@ ISSUED_AT_FIELD: dict[str, str] = {
     "model-card": "created_at",
     "deployment-attestation": "attested_at",
     "ops-metrics": "reported_at",
+    "packet-seal": "sealed_at",
 }
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 

@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -15,7 +16,7 @@ from slmgate.engine.cli._common import FORMAT, POLICIES, emit, exit_code_for, gu
 from slmgate.engine.cli._lazy import LazyGroup
 from slmgate.engine.cli._review import approval_options, read_approvals
 from slmgate.engine.policy import _decision as exits
-from slmgate.evidence import SigningKey, parse_time
+from slmgate.evidence import SigningKey, VerificationResult, parse_time
 from slmgate.evidence.errors import InputError, PolicyError
 
 # Each area keeps its commands in its own module, imported only when one of its commands runs
@@ -139,14 +140,38 @@ def _explained(item: dict[str, object]) -> str:
                      for part, value in sorted(explain.items()) if value)  # type: ignore[union-attr]
 
 
+_LISTED = 30  # envelopes of each verdict listed one per line; past it, a summary (as in the packet)
+
+
+def _evidence_lines(d: exits.Decision, explain: bool) -> list[str]:
+    """One line per envelope, in the request's order; past ``_LISTED`` envelopes, up to ``_LISTED``
+    verified and ``_LISTED`` refused ones and the rest summarised by kind, so a 1,000-envelope
+    promotion prints a screenful (--explain and --format json list every one)."""
+    def line(r: VerificationResult) -> str:
+        detail = ", ".join(r.signers) if r.verified else f"{r.failed_step}: {r.reason}"
+        return f"  evidence {'ok  ' if r.verified else 'FAIL'} {r.ref}: {detail}"
+
+    if explain or len(d.evidence) <= _LISTED:
+        return [line(r) for r in d.evidence]
+    lines = []
+    for verified in (True, False):
+        rows = [r for r in d.evidence if r.verified == verified]
+        shown = rows[:_LISTED]
+        lines += [line(r) for r in shown]
+        if rest := rows[len(shown):]:
+            kinds = Counter(str(r.kind or "unknown kind") for r in rest)
+            lines.append(f"  evidence {'ok  ' if verified else 'FAIL'} … and {len(rest)} more "
+                         f"{'verified' if verified else 'refused'} ("
+                         + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+                         + "; --explain or --format json lists every one)")
+    return lines
+
+
 def _decision_text(d: exits.Decision, explain: bool = False) -> str:
     model = d.request["model"]
     lines = [f"{d.outcome.upper()}: {model['name']} {model['version']} ({d.tier} tier) — {d.summary()}",
              f"  decision {d.id} under {d.bundle_digest} (revision {d.policy_revision or 'none'})"]
-    for r in d.evidence:
-        mark = "ok  " if r.verified else "FAIL"
-        detail = ", ".join(r.signers) if r.verified else f"{r.failed_step}: {r.reason}"
-        lines.append(f"  evidence {mark} {r.ref}: {detail}")
+    lines += _evidence_lines(d, explain)
     for f in d.findings:
         lines.append(f"  {f['severity']:<6} {f['rule_id']}: {f['message']}")
         if explain:
@@ -168,7 +193,8 @@ def _decision_text(d: exits.Decision, explain: bool = False) -> str:
 @click.option("--signing-key", type=click.Path(path_type=Path), envvar="SLMGATE_GATE_KEY",
               default=None, help="The gate's private key for the decision record. Env: SLMGATE_GATE_KEY.")
 @click.option("--packet", type=click.Path(path_type=Path), default=None,
-              help="Write the auditor packet (PDF/A-3b) here.")
+              help="Write the auditor packet (PDF/A-3b) here, sealed: the gate signs the digest "
+                   "of every page, so `packet verify` checks the pages without re-rendering.")
 @click.option("--at", "at", default=None, metavar="RFC3339",
               help="Evaluate as of this time instead of now: a dry run only, refused with "
                    "--ledger, --packet and --signing-key (a recorded decision is never backdated).")
@@ -294,9 +320,13 @@ def _promote(request: Path, policies: Path, ledger: Path | None, signing_key: Pa
     if packet:  # WeasyPrint loads only when a packet is asked for
         from slmgate.engine.packet._content import packet_attachments, packet_content
         from slmgate.engine.packet._render import render_packet
+        from slmgate.engine.packet._seal import sealer
 
+        assert record is not None and key is not None  # --packet needs --signing-key
         render_packet(packet_content(decision, result.facts, bundle, result.verified),
-                      packet_attachments(req, record, decision, bundle), packet)
+                      packet_attachments(req, record, decision, bundle), packet,
+                      sealer(record, decision.id, key, parse_time(decision.evaluated_at,
+                                                                  what="evaluated_at")))
     doc = decision.to_json()
     doc["stable_digest"] = stable = req.approval_digest
     text = _decision_text(decision, explain) + f"\n  stable digest (what approvals sign): {stable}"

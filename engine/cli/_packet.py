@@ -39,10 +39,15 @@ def _read(path: Path, what: str) -> bytes:
               help="With --record: the promotion request; its evidence paths are relative to it.")
 @POLICIES
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The packet PDF.")
+@click.option("--signing-key", type=click.Path(path_type=Path), envvar="SLMGATE_GATE_KEY", default=None,
+              help="Seal the packet with this gate key (one that signed the decision record): "
+                   "`packet verify` then checks the pages against the seal instead of "
+                   "re-rendering. Without it the packet is unsealed. Env: SLMGATE_GATE_KEY.")
 @FORMAT
 @guarded
 def packet_render(ledger: Path | None, decision_id: str | None, record: Path | None,
-                  request: Path | None, policies: Path, output: Path, fmt: str) -> None:
+                  request: Path | None, policies: Path, output: Path, signing_key: Path | None,
+                  fmt: str) -> None:
     """Render the packet of a recorded decision, from a ledger entry (with the policy bundle the
     ledger stored for it, else --policies) or from a decision record and its request (with
     --policies). The record must verify under the bundle's trust policy, the bundle must be the
@@ -64,18 +69,18 @@ def packet_render(ledger: Path | None, decision_id: str | None, record: Path | N
             except LedgerError:
                 bundle_root = policies
             decision = _render_recorded(entry.record, entry.request, entry.evidence, bundle_root,
-                                        output)
+                                        output, signing_key)
     else:
         assert record is not None and request is not None
         req = load_request(request)
         decision = _render_recorded(_read(record, "the decision record"), req.raw,
-                                    {e.ref: e.raw for e in req.evidence}, policies, output)
+                                    {e.ref: e.raw for e in req.evidence}, policies, output, signing_key)
     emit(fmt, {"packet": str(output), "decision": decision.id, "outcome": decision.outcome},
          f"packet: {output} ({decision.outcome.upper()} {decision.id})")
 
 
 def _render_recorded(record_raw: bytes, request_raw: bytes, evidence: dict[str, bytes],
-                     policies: Path, output: Path) -> exits.Decision:
+                     policies: Path, output: Path, signing_key: Path | None) -> exits.Decision:
     from slmgate.engine.packet._content import packet_attachments, packet_content
     from slmgate.engine.packet._render import render_packet
     from slmgate.engine.packet._verify import BundleError, read_record, replay_record
@@ -91,8 +96,19 @@ def _render_recorded(record_raw: bytes, request_raw: bytes, evidence: dict[str, 
                          ) from exc
     decision = dataclasses.replace(result.decision,
                                    policy_revision=recorded.decision.get("policy_revision"))
+    seal = None
+    if signing_key is not None:
+        from slmgate.engine.packet._seal import sealer
+        from slmgate.evidence import SigningKey
+
+        key = SigningKey.load(signing_key)
+        if key.public_key.keyid not in {k.keyid for k in recorded.keys}:
+            raise InputError("this key did not sign the decision record, so `packet verify` would "
+                             "refuse its seal", file=str(signing_key), field="--signing-key",
+                             advice="seal with the gate key that signed the record, or render unsealed")
+        seal = sealer(recorded.raw, decision.id, key, recorded.decided_at)
     render_packet(packet_content(decision, result.facts, bundle, result.verified),
-                  packet_attachments(req, recorded.raw, decision, bundle), output)
+                  packet_attachments(req, recorded.raw, decision, bundle), output, seal)
     return decision
 
 
@@ -102,11 +118,17 @@ def _render_recorded(record_raw: bytes, request_raw: bytes, evidence: dict[str, 
               help="Your organisation's trust policy (trust.yaml): the root of trust.")
 @click.option("--gate-key", type=click.Path(path_type=Path), default=None,
               help="Or only the gate's public key: the root of trust.")
+@click.option("--rerender", is_flag=True, default=False,
+              help="Also re-render the packet from the signed record and compare every page (a "
+                   "sealed packet is otherwise checked against the gate's seal; an unsealed one is "
+                   "always re-rendered). Needs the slmgate, WeasyPrint and fonts it was made with.")
 @FORMAT
 @guarded
-def packet_verify(pdf: Path, trust: Path | None, gate_key: Path | None, fmt: str) -> None:
+def packet_verify(pdf: Path, trust: Path | None, gate_key: Path | None, rerender: bool, fmt: str) -> None:
     """Re-verify PDF offline from what it carries, under YOUR root of trust (never the packet's
-    own trust policy alone). Exit 0 verified, 4 naming what failed, 2 unreadable input."""
+    own trust policy alone): the signed record, the printed decision, the attachments, the
+    policy bundle, a replay of the decision, and every page. Exit 0 verified, 4 naming what
+    failed, 2 unreadable input."""
     from slmgate.engine.packet._verify import RootOfTrust, verify_packet
 
     if (trust is None) == (gate_key is None):
@@ -117,7 +139,7 @@ def packet_verify(pdf: Path, trust: Path | None, gate_key: Path | None, fmt: str
     else:
         assert gate_key is not None
         root = RootOfTrust.from_gate_key(gate_key)
-    report = verify_packet(pdf, root)
+    report = verify_packet(pdf, root, rerender=rerender)
     emit(fmt, report.to_json(), report.text())
     sys.exit(exits.EXIT_APPROVED if report.ok else exits.EXIT_UNVERIFIED)
 

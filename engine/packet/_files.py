@@ -1,16 +1,17 @@
 """Which files an auditor packet carries, under which names: the signed decision record, the
-request, every envelope by ref, and the policy bundle as decided under ``policy-bundle/`` with
-paths relative to its root — exactly the files its digest covers, so ``load_bundle`` on them
-reproduces ``bundle.digest``."""
+request, every envelope by ref, the gate's seal over the pages (when the packet was sealed), and
+the policy bundle as decided under ``policy-bundle/`` with paths relative to its root — exactly
+the files its digest covers, so ``load_bundle`` on them reproduces ``bundle.digest``."""
 
 from __future__ import annotations
 
 from slmgate.engine.policy._bundle import PolicyBundle
 
-__all__ = ["BUNDLE_PREFIX", "RECORD_NAME", "REQUEST_NAME", "bundle_files", "evidence_name"]
+__all__ = ["BUNDLE_PREFIX", "RECORD_NAME", "REQUEST_NAME", "SEAL_NAME", "bundle_files", "evidence_name"]
 
 RECORD_NAME = "decision-record.dsse.json"
 REQUEST_NAME = "request.json"
+SEAL_NAME = "packet-seal.dsse.json"
 BUNDLE_PREFIX = "policy-bundle/"
 
 

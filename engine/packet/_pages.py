@@ -1,22 +1,30 @@
 """Every page of a packet bound to the signed record: page digests, and the first page that differs.
 
-Why re-render rather than sign a manifest of page digests: the renderer is deterministic (same
-inputs, same bytes), and ``packet verify`` already rebuilds, from the attached signed record,
-request, envelopes and bundle, everything the packet is rendered from. Re-rendering them and
-comparing page by page therefore checks each page against *what the signed record says*, not
-merely against what some signer once drew: a page digest manifest would vouch for any page the
-gate key signed (a bug or a compromised renderer included), needs the gate key wherever a
-packet is rendered (``packet render --ledger`` runs without it), and adds a second signed
-artefact to keep in step. The price is that the verifier must run the renderer the packet was
-made with (same slmgate, WeasyPrint and fonts); when they differ, pages differ and verification
-fails closed, naming the page — never the other way round.
+``packet verify`` checks the pages one of two ways (``engine/packet/_verify.py``, step 7):
+
+- **against the packet seal**, when the packet carries one: the gate signed the digest of every
+  page when it rendered the packet (``_seal.py``), with the key that signed the decision record.
+  Checking costs one pass over the pages (about 0.3 s for a 1,000-envelope packet here, against
+  ~5 s to render it again), and it keeps old packets verifiable after slmgate, WeasyPrint or the
+  fonts are upgraded, where a re-render would differ and fail;
+- **by re-rendering**, when it carries none (``packet render`` without ``--signing-key``) or
+  ``--rerender`` is asked: the renderer is deterministic (same inputs, same bytes), and the
+  verifier has already rebuilt, from the attached signed record, request, envelopes and bundle,
+  everything the packet is rendered from; comparing page by page checks each page against *what
+  the signed record says*, not only against what the gate drew. It needs the renderer the
+  packet was made with (same slmgate, WeasyPrint and fonts); when they differ, pages differ and
+  verification fails closed, naming the page — never the other way round.
 
 What a page is, for the comparison: the page dictionary with every object it reaches — content
 streams, resources (fonts, images and form XObjects, colour spaces, patterns, graphics states),
 annotations, boxes, rotation — serialised canonically (sorted keys, references followed, each
 stream's raw bytes and, when decodable, its decoded bytes). Object numbers do not matter;
 ``/Parent`` and references to other pages are replaced by the page's position, so reordering
-shows. Any change to what a reader sees on a page changes its digest.
+shows. Any change to what a reader sees on a page changes its digest. A stream is represented
+by the digest of its own canonical form (its dictionary, raw and decoded bytes, and everything
+they reach), computed once per document: the fonts every page shares are hashed once, not once
+a page. The format is named (``PAGE_DIGEST_FORMAT``) in every seal, so a change to it is a
+refusal to compare, never a silent mismatch.
 """
 
 from __future__ import annotations
@@ -41,7 +49,9 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-__all__ = ["first_differing_page", "page_digests"]
+__all__ = ["PAGE_DIGEST_FORMAT", "first_differing_page", "page_digests"]
+
+PAGE_DIGEST_FORMAT = "slmgate-page/2"
 
 # Inherited page attributes (ISO 32000-1, 7.7.3.4): a page shows them even when its parent holds them.
 _INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
@@ -50,8 +60,9 @@ _INHERITED = ("/Resources", "/MediaBox", "/CropBox", "/Rotate")
 class _Canonical:
     """Canonical bytes of one page's object graph."""
 
-    def __init__(self, page_numbers: dict[int, int]) -> None:
+    def __init__(self, page_numbers: dict[int, int], streams: dict[tuple[int, int], bytes]) -> None:
         self.page_numbers = page_numbers  # id of a page's indirect object -> 1-based position
+        self.streams = streams  # (object number, generation) of a stream -> its digest, per document
         self.visited: dict[tuple[int, int], int] = {}
         self.out = hashlib.sha256()
 
@@ -68,7 +79,16 @@ class _Canonical:
                 self.emit(b"ref#%d" % self.visited[ref])
                 return
             self.visited[ref] = len(self.visited)
-            self.value(obj.get_object())
+            target = obj.get_object()
+            if isinstance(target, StreamObject):  # self-contained, so hashed once per document
+                digest = self.streams.get(ref)
+                if digest is None:
+                    inner = _Canonical(self.page_numbers, self.streams)
+                    inner.value(target)
+                    digest = self.streams[ref] = inner.out.digest()
+                self.emit(b"stream-digest" + digest)
+                return
+            self.value(target)
         elif isinstance(obj, StreamObject):
             self.emit(b"stream")
             self.dictionary(obj)
@@ -113,9 +133,10 @@ def page_digests(pdf: Path | PdfReader) -> list[str]:
     numbers = {p.indirect_reference.idnum: i + 1 for i, p in enumerate(pages)
                if p.indirect_reference is not None}
     digests = []
+    streams: dict[tuple[int, int], bytes] = {}
     for page in pages:
         try:
-            canon = _Canonical(numbers)
+            canon = _Canonical(numbers, streams)
             canon.dictionary(page, skip=("/Parent", *_INHERITED))
             for key in _INHERITED:  # pypdf resolves inheritance through the page tree
                 inherited = page.get_inherited(key, None) if hasattr(page, "get_inherited") \

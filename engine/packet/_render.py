@@ -10,16 +10,18 @@ no stray files). ``render_document`` is the same pipeline for other documents (t
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import importlib.resources
+import io
 import logging
 import mimetypes
 import os
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,8 +111,13 @@ def _attachment_url(attachment: Attachment) -> str:
     return f"slmgate-attachment:{attachment.name}"
 
 
-def render_packet(content: Mapping[str, Any], attachments: Sequence[Attachment], out: Path) -> None:
+def render_packet(content: Mapping[str, Any], attachments: Sequence[Attachment], out: Path,
+                  seal: Callable[[Sequence[str]], bytes] | None = None) -> None:
     """Writes the PDF atomically (temp file in the same directory, then os.replace).
+
+    With ``seal`` (``_seal.sealer``), the rendered pages' digests are handed to it and the seal
+    it returns is carried as one more attachment, ``packet-seal.dsse.json``, which the pages do
+    not list (they could not: the seal is made from them).
 
     ``content`` must hold ``generated_at`` (ISO 8601 with a time zone) and ``decision``
     (with ``id`` and ``outcome``); every other key is optional and renders as "—" when
@@ -119,7 +126,7 @@ def render_packet(content: Mapping[str, Any], attachments: Sequence[Attachment],
     and no temporary file remains. The packet is written with mode 0644.
     """
     created = generated_at(content)
-    render_document(_TEMPLATE, packet_view(content), attachments, out, created)
+    render_document(_TEMPLATE, packet_view(content), attachments, out, created, seal)
 
 
 def generated_at(content: Mapping[str, Any]) -> datetime:
@@ -138,12 +145,13 @@ def generated_at(content: Mapping[str, Any]) -> datetime:
 
 def render_document(
     template: str, view: Mapping[str, Any], attachments: Sequence[Attachment], out: Path,
-    created: datetime,
+    created: datetime, seal: Callable[[Sequence[str]], bytes] | None = None,
 ) -> None:
     """Render ``template`` (a file of ``slmgate.templates``) with ``view`` into a PDF/A-3b at
     ``out``, atomically, with ``attachments`` as associated files and every date from
     ``created``. The template sees ``view``, ``attachments`` (name, description, media type,
-    size, sha256) and ``created``."""
+    size, sha256) and ``created``. With ``seal``, the pages' digests are handed to it and the
+    seal it returns is carried as one more associated file, which the pages do not list."""
     out = Path(out)
     created = created.astimezone(UTC).replace(microsecond=0)
     ordered = _ordered(attachments)
@@ -165,6 +173,12 @@ def render_document(
             raise PacketError(f"packet render refused a resource: {exc.__cause__}") from exc
         fetch_attachment = _AttachmentFetcher(ordered)
         pdf_attachments = [_pdf_attachment(a, created, fetch_attachment) for a in ordered]
+
+        def finish(document: Any, pdf: Any) -> None:
+            _associated_files_once(document, pdf)
+            if seal is not None:
+                _attach_seal(pdf, seal, created)
+
         with _atomic_target(out) as target, _source_date_epoch(created):
             document.write_pdf(
                 target,
@@ -173,7 +187,7 @@ def render_document(
                 # so it is as reproducible as the rest of the bytes.
                 pdf_identifier=True,
                 attachments=pdf_attachments,
-                finisher=_associated_files_once,
+                finisher=finish,
             )
 
 
@@ -195,6 +209,44 @@ def _associated_files_once(document: Any, pdf: Any) -> None:
     once = list(dict.fromkeys(listed))
     listed.clear()
     listed.extend(once)
+
+
+def _attach_seal(pdf: Any, seal: Callable[[Sequence[str]], bytes], created: datetime) -> None:
+    """Take the page digests of the finished ``pdf`` (pydyf, about to be written) and attach the
+    seal made from them, without laying out or painting anything twice.
+
+    The document is serialised once into memory and read back with pypdf, exactly as ``packet
+    verify`` will read the file; pydyf's ``write`` appends its cross-reference objects and sets
+    offsets, which are undone before the seal's two objects are added (object numbers and
+    offsets do not enter a page digest). Relies on pydyf's ``PDF`` (``objects``,
+    ``current_position``, ``xref_position``; pydyf is pinned in constraints.txt) and on
+    WeasyPrint's own attachment writer; the render tests verify every sealed packet against its
+    seal, so a change in either shows as a failing test, never as a wrong seal."""
+    from pypdf import PdfReader
+    from weasyprint.pdf.anchors import write_pdf_attachment
+
+    from slmgate.engine.packet._files import SEAL_NAME
+    from slmgate.engine.packet._pages import page_digests
+
+    count = len(pdf.objects)
+    trial = io.BytesIO()
+    pdf.write(trial, b"1.7", False, True)
+    del pdf.objects[count:]
+    pdf.current_position, pdf.xref_position = 0, None
+    pages = page_digests(PdfReader(trial))
+    if bad := [d for d in pages if not d.startswith("sha256:")]:
+        raise PacketError(f"the rendered packet has a page that cannot be digested ({bad[0]})")
+    attachment = Attachment(SEAL_NAME, seal(pages), "The gate's signature over the digest of every page")
+    spec = write_pdf_attachment(pdf, _pdf_attachment(attachment, created, _AttachmentFetcher([attachment])),
+                                True)
+    if spec is None:
+        raise PacketError("the packet seal could not be attached")
+    spec["AFRelationship"] = "/Source"
+    names = pdf.objects[int(pdf.catalog["Names"]["EmbeddedFiles"].split()[0])]["Names"]
+    keys = [bytes(names[i].string) for i in range(0, len(names), 2)]  # file names, as bytes
+    at = bisect.bisect(keys, bytes(spec["F"].string))  # a name tree is sorted by key
+    names[2 * at:2 * at] = [spec["F"], spec.reference]
+    pdf.catalog["AF"].append(spec.reference)
 
 
 def _ordered(attachments: Sequence[Attachment]) -> list[Attachment]:

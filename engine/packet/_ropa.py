@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from slmgate.engine.policy._bundle import retention_overruns
+from slmgate.engine.policy._bundle import personal_data_misdeclared, retention_overruns
 from slmgate.evidence import format_time
 from slmgate.evidence.errors import InputError
 
@@ -49,7 +49,8 @@ CSV_COLUMNS = (
 def check_processing(data: Mapping[str, Any]) -> None:
     """Refuse a bundle whose records would be wrong: a dataset or flow under a purpose (or from a
     dataset) that does not exist, a dataset or derivative kept longer than its purpose's
-    retention, an unknown data class, or a subprocessor processing a data class
+    retention (or declared to hold no personal data while it has a personal data class), an
+    unknown data class, or a subprocessor processing a data class
     outside its residency — or personal data outside the EEA — without a transfer safeguard.
     Every problem is named at once (``InputError``, exit 2)."""
     problems: list[str] = []
@@ -69,8 +70,8 @@ def check_processing(data: Mapping[str, Any]) -> None:
         if f["source"] not in datasets:
             problems.append(f"purposes.yaml: derivative_flows.{fid}: source dataset "
                             f"{f['source']!r} does not exist")
-    problems += [f"purposes.yaml: {'.'.join(key)}: {message}"
-                 for key, message in retention_overruns(data["purposes"])]
+    overruns = [*retention_overruns(data["purposes"]), *personal_data_misdeclared(data)]
+    problems += [f"purposes.yaml: {'.'.join(key)}: {message}" for key, message in overruns]
     sources = set(datasets) | set(data["purposes"].get("derivative_flows", {}))
     problems += [f"purposes.yaml: flows.{fid}.from: unknown dataset or derivative flow {f['from']!r}"
                  for fid, f in data["purposes"].get("flows", {}).items() if f["from"] not in sources]
@@ -186,7 +187,9 @@ def processing_activities(data: Mapping[str, Any], measures: Sequence[Mapping[st
         my_cards = sorted((c for c in cards if c["purpose"] == pid), key=lambda c: c["dataset"])
         recipients += card_recipients(my_cards)
         limits = [f"{pid}: {p['retention_days']} days"]
-        limits += [f"dataset {d}: {v['retention_days']} days" for d, v in my_sets.items()]
+        limits += [f"dataset {d}: {v['retention_days']} days" if v.get("personal_data", True) is not False
+                   else f"dataset {d}: none (no personal data; kept {v['retention_days']} days)"
+                   for d, v in my_sets.items()]
         limits += [f"flow {f}: {v['retention_days']} days" for f, v in my_flows.items()]
         activities.append({
             "id": pid, "name": p["name"], "uses": list(p.get("uses", [])),
@@ -357,8 +360,9 @@ def ropa_csv(record: Mapping[str, Any], *, bom: bool = False) -> bytes:
             cell("third_country_transfers", a["transfers"]) or "none",
             cell("erasure_time_limits", a["erasure_time_limits"]),
             cell("security_measures", a["security_measures"]),
-            cell("datasets", (f"{d['id']} ({d['description']}; {d['retention_days']} days)"
-                              for d in a["datasets"])) or "none",
+            cell("datasets", (f"{d['id']} ({d['description']}; {d['retention_days']} days"
+                              + ("; no personal data" if d.get("personal_data", True) is False else "")
+                              + ")" for d in a["datasets"])) or "none",
             cell("derivative_flows", (f"{f['id']} (from {f['source']}; readers {', '.join(f['readers'])})"
                                       for f in a["derivative_flows"])) or "none",
             cell("data_sources", a.get("data_sources", [])) or "none",

@@ -11,7 +11,7 @@ is what vouches for the policy bundle (and its trust policy) carried inside. Exc
         ├── AttachmentsError     attachments: files missing, extra, repeated or not the signed bytes
         ├── BundleError          policy-bundle: not the bundle decided under, or keys you do not trust
         ├── ReplayError          replay: re-verification or re-evaluation gives another decision
-        └── PagesError           pages: a page is not the page the signed record renders to
+        └── PagesError           pages: a page is not the page the gate sealed or the record renders to
 
 An unreadable packet, trust file or key is an ``InputError`` (exit 2), not a verdict.
 """
@@ -30,8 +30,15 @@ from typing import Any
 
 from pypdf import PdfReader
 
-from slmgate.engine.ledger._replay import diff_decisions
-from slmgate.engine.packet._files import BUNDLE_PREFIX, RECORD_NAME, REQUEST_NAME, bundle_files, evidence_name
+from slmgate.engine.ledger._diff import diff_decisions
+from slmgate.engine.packet._files import (
+    BUNDLE_PREFIX,
+    RECORD_NAME,
+    REQUEST_NAME,
+    SEAL_NAME,
+    bundle_files,
+    evidence_name,
+)
 from slmgate.engine.policy._bundle import PolicyBundle, bundle_digest, load_bundle, load_trust_policy
 from slmgate.engine.policy._engines import embedded_engine
 from slmgate.engine.policy._evaluate import PromotionResult, evaluate_promotion
@@ -115,6 +122,7 @@ class RecordedDecision:
     decision: dict[str, Any]
     decided_at: datetime
     signers: tuple[str, ...]
+    keys: tuple[PublicKey, ...] = ()  # the trusted keys whose signature on it verified
 
 
 @dataclass
@@ -192,7 +200,7 @@ def read_record(raw: bytes, trust: TrustPolicy, source: str) -> RecordedDecision
             predicate.get("decided_at"):
         raise RecordError("the decision record's subject or time disagrees with its decision")
     signers = tuple(f"{s.name} ({s.role}, {s.kind})" for s in ev.signers)
-    return RecordedDecision(raw, decision, decided_at, signers)
+    return RecordedDecision(raw, decision, decided_at, signers, tuple(s.key for s in ev.signers))
 
 
 def replay_record(record: RecordedDecision, request_raw: bytes, evidence: Mapping[str, bytes],
@@ -267,7 +275,7 @@ def _attachments(files: Mapping[str, list[bytes]], decision: Mapping[str, Any]) 
     unsafe = sorted(n for n in bundle if not _SAFE_PATH.match(n[len(BUNDLE_PREFIX):])
                     or ".." in n.split("/"))
     missing = sorted(set(expected) - set(present))
-    extra = sorted(set(present) - set(expected) - set(bundle) - {RECORD_NAME})
+    extra = sorted(set(present) - set(expected) - set(bundle) - {RECORD_NAME, SEAL_NAME})
     changed = sorted(n for n, want in expected.items() if n in present and _sha256(present[n]) != want)
     problems = [f"{label}: {', '.join(names)}" for label, names in (
         ("missing", missing), ("extra", extra), ("changed", changed), ("repeated", repeated),
@@ -293,7 +301,7 @@ def _check_keys(bundle: PolicyBundle, root: RootOfTrust) -> str:
     return f"its {len(bundle.trust.identities)} trust identities' keys are all in {root.source}"
 
 
-def verify_packet(pdf: Path, root: RootOfTrust) -> PacketReport:
+def verify_packet(pdf: Path, root: RootOfTrust, *, rerender: bool = False) -> PacketReport:
     """Re-verify ``pdf`` from what it carries; the report names the first step that failed.
 
     Steps, in order, each with its own exception (all ``PacketTampered``):
@@ -303,16 +311,19 @@ def verify_packet(pdf: Path, root: RootOfTrust) -> PacketReport:
        whose subject is the decided weights                              RecordError
     3. visible-decision: the cover prints the signed outcome and id     VisibleDecisionError
     4. attachments: the request and every envelope are the bytes the record's digests name;
-       nothing missing, extra, repeated or outside ``policy-bundle/``    AttachmentsError
+       nothing missing, extra, repeated or outside ``policy-bundle/`` (the one file allowed
+       besides them is the packet seal)                                  AttachmentsError
     5. policy-bundle: the carried files load as a bundle whose digest is the record's, with no
        file outside it; with an organisation trust policy, every key it names is trusted there
                                                                           BundleError
     6. replay: every envelope re-verified against the carried trust policy at the decision time,
        and the policy re-evaluated on the rebuilt request, give the recorded decision  ReplayError
-    7. pages: re-rendering the packet from the signed record, the request, the envelopes and the
-       bundle gives every page exactly (same number of pages, each page's content streams and
-       the resources they draw); the first page that differs is named (``_packet_pages``
-       says why re-rendering rather than a signed page manifest)          PagesError
+    7. pages: every page is exactly (same number of pages, each page's content streams and the
+       resources they draw) the page the gate sealed — a seal signed by a key that signed the
+       record, about this record — and, for a packet without a seal or with ``rerender``, the
+       page that re-rendering the signed record, the request, the envelopes and the bundle
+       gives; the first page that differs is named (``_pages`` says why both ways exist; a
+       seal that does not verify is a refusal in either mode)            PagesError
     """
     report = PacketReport(str(pdf))
     reader, files = read_attachments(pdf)
@@ -342,20 +353,59 @@ def verify_packet(pdf: Path, root: RootOfTrust) -> PacketReport:
             r = result.decision
             report.passed("replay", f"{r.outcome} on the {r.tier} tier, {len(r.checks)} checks, "
                                     f"{len(r.findings)} finding(s) — identical to the signed record")
-            report.passed("pages", _pages(reader, record, request, result, bundle, Path(tmp)))
+            report.passed("pages", _pages(reader, present.get(SEAL_NAME), record, request, result,
+                                          bundle, Path(tmp), rerender))
     except PacketTampered as exc:
         report.error = exc
         report.steps.append({"step": exc.step, "ok": False, "detail": exc.message})
     return report
 
 
-def _pages(reader: PdfReader, record: RecordedDecision, request: PromotionRequest,
-           result: PromotionResult, bundle: PolicyBundle, tmp: Path) -> str:
-    """Step 7: re-render from what the record binds and compare page by page."""
+def _pages(reader: PdfReader, seal_raw: bytes | None, record: RecordedDecision,
+           request: PromotionRequest, result: PromotionResult, bundle: PolicyBundle, tmp: Path,
+           rerender: bool) -> str:
+    """Step 7: compare page by page with the gate's seal and/or a re-render of what the record binds."""
+    from slmgate.engine.packet._pages import page_digests
+    from slmgate.engine.packet._seal import SealRefused, read_seal
+
+    actual = page_digests(reader)
+    said = []
+    if seal_raw is not None:
+        try:
+            seal = read_seal(seal_raw, record.raw, str(record.decision.get("id")), record.keys)
+        except SealRefused as exc:
+            raise PagesError(f"the packet seal is refused: {exc}") from exc
+        _same_pages(seal.pages, actual, "the gate sealed", "is not the page the gate sealed "
+                    "(a page edited, overlaid, spliced in, dropped or reordered after sealing)")
+        said.append(f"all {len(actual)} page(s) are the pages the gate sealed (signed by the key "
+                    "that signed the record)")
+    if rerender or seal_raw is None:
+        expected = page_digests(_rerendered(record, request, result, bundle, tmp))
+        _same_pages(expected, actual, "the signed record renders to",
+                    "is not the page it renders to (a page edited, overlaid, spliced in, dropped or "
+                    "reordered — or a packet rendered by another slmgate, WeasyPrint or font set)")
+        said.append(f"all {len(actual)} page(s) are the pages the signed record renders to")
+    return "; ".join(said)
+
+
+def _same_pages(expected: list[str] | tuple[str, ...], actual: list[str], source: str, why: str) -> None:
+    from slmgate.engine.packet._pages import first_differing_page
+
+    page = first_differing_page(expected, actual)
+    if page is not None:
+        what = ("is missing" if page > len(actual) else "is extra" if page > len(expected)
+                else "differs")
+        raise PagesError(f"page {page} {what}: the packet has {len(actual)} page(s), {source} "
+                         f"{len(expected)}, and page {page} {why}")
+
+
+def _rerendered(record: RecordedDecision, request: PromotionRequest, result: PromotionResult,
+                bundle: PolicyBundle, tmp: Path) -> Path:
+    """The packet rendered again from what the signed record binds (without a seal: the pages
+    are the same either way)."""
     import dataclasses
 
     from slmgate.engine.packet._content import packet_attachments, packet_content
-    from slmgate.engine.packet._pages import first_differing_page, page_digests
     from slmgate.engine.packet._render import render_packet
 
     decision = dataclasses.replace(result.decision,
@@ -363,16 +413,7 @@ def _pages(reader: PdfReader, record: RecordedDecision, request: PromotionReques
     expected_pdf = tmp / "expected-packet.pdf"
     render_packet(packet_content(decision, result.facts, bundle, result.verified),
                   packet_attachments(request, record.raw, decision, bundle), expected_pdf)
-    expected, actual = page_digests(expected_pdf), page_digests(reader)
-    page = first_differing_page(expected, actual)
-    if page is not None:
-        what = ("is missing" if page > len(actual) else "is extra" if page > len(expected)
-                else "differs")
-        raise PagesError(f"page {page} {what}: the packet has {len(actual)} page(s), the signed "
-                         f"record renders to {len(expected)}, and page {page} is not the page it "
-                         "renders to (a page edited, overlaid, spliced in, dropped or reordered — "
-                         "or a packet rendered by another slmgate, WeasyPrint or font set)")
-    return f"all {len(actual)} page(s) are the pages the signed record renders to"
+    return expected_pdf
 
 
 def _carried_bundle(root: Path, carried: Mapping[str, bytes], decision: Mapping[str, Any]) -> PolicyBundle:

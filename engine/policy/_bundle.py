@@ -140,6 +140,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "purpose": {**_str, "required": True}, "description": {**_str, "required": True},
             "data_classes": {**_strlist, "required": True}, "store": {"type": "string"},
             "retention_days": {**_days, "required": True},
+            # false: the dataset holds no personal data (checked against its data classes), so
+            # its purpose's storage limit does not bound it and the RoPA sets no erasure limit
+            "personal_data": {"type": "boolean", "default": True},
         }}},
         "derivative_flows": {"type": "dict", "default": {}, "valuesrules": {"type": "dict", "schema": {
             "source": {**_str, "required": True}, "purpose": {**_str, "required": True},
@@ -321,16 +324,34 @@ def load_trust_policy(path: Path) -> TrustPolicy:
 
 def retention_overruns(purposes: Mapping[str, Any]) -> list[tuple[tuple[str, str, str], str]]:
     """Each dataset or derivative flow of purposes.yaml kept longer than its purpose allows, as
-    (key path, message naming both)."""
+    (key path, message naming both). A dataset declared ``personal_data: false`` is not bounded
+    by its purpose (GDPR Art. 5(1)(e) limits the storage of personal data);
+    ``_retention_and_flows`` refuses that declaration on a dataset with a personal data class."""
     out = []
     for section in ("datasets", "derivative_flows"):
         for name, d in purposes.get(section, {}).items():
             purpose = purposes["purposes"].get(d["purpose"])
+            if d.get("personal_data", True) is False:  # storage limitation is about personal data
+                continue
             if purpose and d["retention_days"] > purpose["retention_days"]:
                 out.append(((section, name, "retention_days"),
                             f"{section[:-1].replace('_', ' ')} {name} is kept {d['retention_days']} "
                             f"days, longer than the {purpose['retention_days']} days of its purpose "
                             f"{d['purpose']}"))
+    return out
+
+
+def personal_data_misdeclared(data: Mapping[str, Any]) -> list[tuple[tuple[str, str, str], str]]:
+    """Each dataset declared ``personal_data: false`` whose data classes include a personal one
+    (charter.yaml; an unknown class counts as personal), as (key path, message)."""
+    classes = data["charter"]["data_classes"]
+    out = []
+    for name, d in data["purposes"].get("datasets", {}).items():
+        personal = sorted(c for c in d["data_classes"] if classes.get(c, {}).get("personal", True))
+        if d.get("personal_data", True) is False and personal:
+            out.append((("datasets", name, "personal_data"), f"dataset {name} is declared to hold no "
+                        f"personal data, but its data classes {', '.join(personal)} are personal "
+                        "(charter.yaml)"))
     return out
 
 
@@ -344,6 +365,8 @@ def _retention_and_flows(docs: dict[str, YamlDocument], data: dict[str, Any]) ->
 
     purposes = data["purposes"]
     for key, message in retention_overruns(purposes):
+        bad(key, message)
+    for key, message in personal_data_misdeclared(data):
         bad(key, message)
     subs = data["subprocessors"]["subprocessors"]
     for fid, f in purposes["flows"].items():

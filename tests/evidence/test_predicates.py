@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from slmgate.engine import CompiledPolicy, evaluate_promotion, load_bundle, load_request, sign_decision_record
 from slmgate.evidence import (
     PREDICATE_TYPES,
+    Envelope,
     Statement,
     check_predicate,
     format_time,
@@ -100,7 +101,7 @@ def test_the_weights_manifest_schema_is_the_model_signing_v1_predicate() -> None
     assert set(serialization["properties"]["method"]["enum"]) == {"files", "shards"}
 
 
-@pytest.mark.parametrize("kind", sorted(set(PREDICATE_TYPES) - {"decision-record"}))
+@pytest.mark.parametrize("kind", sorted(set(PREDICATE_TYPES) - {"decision-record", "packet-seal"}))
 def test_what_the_producers_emit_conforms(world: World, kind: str) -> None:
     check_predicate(kind, examples(world)[kind])
 
@@ -276,7 +277,21 @@ def valid_examples(session_world: World) -> dict[str, dict[str, Any]]:
         req = load_request(session_world.request(Path(tmp), session_world.standard_evidence()))
         decision = evaluate_promotion(req, bundle, CompiledPolicy(bundle), now=NOW).decision
     out["decision-record"] = {"decided_at": decision.evaluated_at, "decision": decision.to_json()}
+    out["packet-seal"] = _seal_predicate(session_world)
     return out
+
+
+def _seal_predicate(world: World) -> dict[str, Any]:
+    """A packet seal's predicate, as `slmgate promote --packet` writes it."""
+    from slmgate.engine.packet._seal import seal_envelope
+
+    raw = seal_envelope(b"a decision record", "dec-0123456789abcdef0123", ["sha256:" + "ab" * 32] * 3,
+                        world.key("slmgate-gate"), NOW)
+    return Statement.parse(Envelope.from_json(raw).payload).predicate
+
+
+def test_a_packet_seal_conforms(session_world: World) -> None:
+    check_predicate("packet-seal", _seal_predicate(session_world))
 
 
 @settings(max_examples=300, deadline=None)

@@ -13,6 +13,7 @@ import pikepdf
 import pytest
 from pypdf import PdfReader
 
+from slmgate.engine.packet._files import SEAL_NAME
 from slmgate.evidence import format_time
 from tests.conftest import NOW, World, recent
 
@@ -40,12 +41,49 @@ def promoted(session_world: World, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_packet_render_from_the_ledger_is_byte_identical_to_promote(
     promoted: tuple[Path, Path, str], session_world: World, tmp_path: Path
 ) -> None:
+    """Sealed with the same gate key, the packet rendered later from the ledger is the very file
+    `promote --packet` wrote; without a key it is the same packet unsealed, checked by re-rendering."""
     pdf, ledger, decision_id = promoted
-    again = tmp_path / "again.pdf"
+    again, bare = tmp_path / "again.pdf", tmp_path / "bare.pdf"
     r = slmgate("packet", "render", "--ledger", ledger, "--decision", decision_id,
-                "--policies", session_world.policies, "-o", again)
+                "--policies", session_world.policies, "-o", again,
+                "--signing-key", session_world.secrets / "slmgate-gate.key")
     assert r.returncode == 0, r.stderr
     assert again.read_bytes() == pdf.read_bytes()
+    assert SEAL_NAME in PdfReader(pdf).attachments
+    r = slmgate("packet", "render", "--ledger", ledger, "--decision", decision_id,
+                "--policies", session_world.policies, "-o", bare)
+    assert r.returncode == 0, r.stderr
+    assert SEAL_NAME not in PdfReader(bare).attachments
+    texts = [[p.extract_text() for p in PdfReader(f).pages] for f in (bare, pdf)]
+    assert texts[0] == texts[1]
+    r = slmgate("packet", "verify", bare, "--trust", session_world.policies / "trust.yaml")
+    assert r.returncode == 0 and "renders to" in r.stdout, r.stdout + r.stderr
+
+
+def test_render_refuses_to_seal_with_a_key_that_did_not_sign_the_record(
+    promoted: tuple[Path, Path, str], session_world: World, tmp_path: Path
+) -> None:
+    _, ledger, decision_id = promoted
+    out = tmp_path / "sealed-by-runtime.pdf"
+    r = slmgate("packet", "render", "--ledger", ledger, "--decision", decision_id, "--policies",
+                session_world.policies, "-o", out, "--signing-key", session_world.secrets / "runtime.key")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "runtime.key" in r.stderr and "did not sign the decision record" in r.stderr
+    assert not out.exists()
+
+
+def test_verify_rerender_checks_the_seal_and_renders_again(
+    promoted: tuple[Path, Path, str], session_world: World
+) -> None:
+    r = slmgate("packet", "verify", promoted[0], "--trust", session_world.policies / "trust.yaml")
+    assert r.returncode == 0 and "the gate sealed" in r.stdout and "renders to" not in r.stdout, r.stdout
+    r = slmgate("packet", "verify", promoted[0], "--trust", session_world.policies / "trust.yaml",
+                "--rerender", "--format", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    pages = json.loads(r.stdout)["steps"][-1]
+    assert pages["step"] == "pages"
+    assert "the gate sealed" in pages["detail"] and "renders to" in pages["detail"]
 
 
 def test_verify_exits_0_for_the_untouched_packet(

@@ -12,24 +12,32 @@ import pikepdf
 import pytest
 
 from slmgate.engine.packet import _verify as _packet_verify
+from slmgate.engine.packet._files import SEAL_NAME
 from slmgate.engine.packet._pages import first_differing_page, page_digests
 from slmgate.engine.packet._verify import BundleError, PagesError, RootOfTrust, verify_packet
 from tests.conftest import World
-from tests.engine.packet.test_packet_verify import Made, failed, make_packet, rewrite
+from tests.engine.packet.test_packet_verify import Made, attachments, failed, make_packet, rewrite
 from tests.engine.policy.test_policy_yaml import BILLION_LAUGHS
 
 
+@pytest.fixture(scope="module", params=["unsealed", "sealed"])
+def sealing(request: pytest.FixtureRequest) -> bool:
+    """Every page attack runs twice: on a packet checked by re-rendering, and on one the gate
+    sealed (checked against the seal)."""
+    return bool(request.param == "sealed")
+
+
 @pytest.fixture(scope="module")
-def approved(session_world: World, tmp_path_factory: pytest.TempPathFactory) -> Made:
+def approved(session_world: World, tmp_path_factory: pytest.TempPathFactory, sealing: bool) -> Made:
     return make_packet(session_world, tmp_path_factory.mktemp("approved"),
-                       session_world.standard_evidence())
+                       session_world.standard_evidence(), sealed=sealing)
 
 
 @pytest.fixture(scope="module")
-def denied(session_world: World, tmp_path_factory: pytest.TempPathFactory) -> Made:
+def denied(session_world: World, tmp_path_factory: pytest.TempPathFactory, sealing: bool) -> Made:
     # the stress layer regresses: the gate denies
     return make_packet(session_world, tmp_path_factory.mktemp("denied"),
-                       session_world.standard_evidence(stress_accuracy=0.70))
+                       session_world.standard_evidence(stress_accuracy=0.70), sealed=sealing)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +56,8 @@ def _pages_error(pdf: Path, gate: RootOfTrust, page: int) -> PagesError:
     error = failed(pdf, gate)
     assert isinstance(error, PagesError), error
     assert error.message.startswith(f"page {page} "), error.message
+    sealed = SEAL_NAME in attachments(pdf)  # checked against the seal, else by re-rendering
+    assert ("the gate sealed" in error.message) == sealed and ("renders to" in error.message) != sealed
     return error
 
 

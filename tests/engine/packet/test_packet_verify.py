@@ -17,6 +17,7 @@ from pypdf import PdfReader
 from slmgate.engine import CompiledPolicy, evaluate_promotion, load_bundle, load_request
 from slmgate.engine.packet._content import packet_attachments, packet_content
 from slmgate.engine.packet._render import render_packet
+from slmgate.engine.packet._seal import sealer
 from slmgate.engine.packet._verify import (
     AttachmentsError,
     BundleError,
@@ -50,16 +51,19 @@ class Made:
 
 
 def make_packet(world: World, folder: Path, evidence: dict[str, bytes], *, policies: Path | None = None,
-                gate: SigningKey | None = None) -> Made:
-    """Promote ``evidence`` under ``policies`` (default: the world's) and render its packet."""
+                gate: SigningKey | None = None, sealed: bool = False) -> Made:
+    """Promote ``evidence`` under ``policies`` (default: the world's) and render its packet;
+    ``sealed``: with the gate's seal over its pages, as `slmgate promote --packet` writes it."""
     policies = policies or world.policies
     request = load_request(world.request(folder / "req", evidence))
     bundle = load_bundle(policies)
     result = evaluate_promotion(request, bundle, CompiledPolicy(bundle), now=AT)
-    record = sign_decision_record(result.decision, gate or world.key("slmgate-gate"))
+    key = gate or world.key("slmgate-gate")
+    record = sign_decision_record(result.decision, key)
     content = packet_content(result.decision, result.facts, bundle, result.verified)
     pdf = folder / "packet.pdf"
-    render_packet(content, packet_attachments(request, record, result.decision, bundle), pdf)
+    render_packet(content, packet_attachments(request, record, result.decision, bundle), pdf,
+                  sealer(record, result.decision.id, key, AT) if sealed else None)
     return Made(pdf, policies, record)
 
 

@@ -25,6 +25,7 @@ from slmgate.engine.packet._ropa import (
     CSV_SEPARATOR,
     check_processing,
     packet_extract,
+    processing_activities,
     processing_record,
     render_ropa_pdf,
     ropa_csv,
@@ -173,10 +174,10 @@ def test_recipients_come_from_declared_flows(data: dict[str, Any], trust: dict[s
 def test_a_dataset_kept_longer_than_its_purpose_is_refused_naming_both(
         data: dict[str, Any], session_world: World, tmp_path: Path) -> None:
     bad = copy.deepcopy(data)
-    bad["purposes"]["datasets"]["golden_sets"]["retention_days"] = 1825
-    with pytest.raises(InputError, match=r"datasets\.golden_sets\.retention_days: dataset golden_sets "
-                                         r"is kept 1825 days, longer than the 365 days of its purpose "
-                                         r"model_improvement"):
+    bad["purposes"]["datasets"]["tickets_scrubbed"]["retention_days"] = 1825
+    with pytest.raises(InputError, match=r"datasets\.tickets_scrubbed\.retention_days: dataset "
+                                         r"tickets_scrubbed is kept 1825 days, longer than the 365 days "
+                                         r"of its purpose model_improvement"):
         check_processing(bad)
     broken = tmp_path / "policies"
     shutil.copytree(session_world.policies, broken, ignore=shutil.ignore_patterns(".git"))
@@ -277,3 +278,25 @@ def test_data_cards_give_recipients_and_sources(world: World, tmp_path: Path) ->
         world.data_card("golden_sets", recent(), signer="trainer"))
     r = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert r.returncode == 4 and "forged.dsse.json" in r.stderr and not r.stdout
+
+
+def test_a_dataset_without_personal_data_is_not_bounded_by_its_purpose_and_says_so(
+        data: dict[str, Any]) -> None:
+    """The golden suites are synthetic and kept as long as the releases they measured (1825 days):
+    no storage limit applies, and the record says there is no erasure limit rather than inventing one."""
+    golden = data["purposes"]["datasets"]["golden_sets"]
+    assert golden["personal_data"] is False and golden["retention_days"] == 1825
+    check_processing(data)  # no refusal: 1825 > the purpose's 365 is allowed here
+    training = next(a for a in processing_activities(data, []) if a["id"] == "model_improvement")
+    assert "dataset golden_sets: none (no personal data; kept 1825 days)" in training["erasure_time_limits"]
+    assert "dataset tickets_scrubbed: 365 days" in training["erasure_time_limits"]
+
+
+def test_declaring_no_personal_data_on_a_dataset_with_a_personal_class_is_refused(
+        data: dict[str, Any]) -> None:
+    bad = copy.deepcopy(data)
+    bad["purposes"]["datasets"]["tickets_scrubbed"]["personal_data"] = False
+    with pytest.raises(InputError, match=r"datasets\.tickets_scrubbed\.personal_data: dataset "
+                                         r"tickets_scrubbed is declared to hold no personal data, but "
+                                         r"its data classes ticket_text are personal"):
+        check_processing(bad)

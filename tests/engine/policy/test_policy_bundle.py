@@ -70,6 +70,21 @@ def test_personal_data_outside_residency_needs_a_safeguard(policies: Path) -> No
         load_bundle(policies)
 
 
+def test_no_personal_data_is_refused_on_a_dataset_with_a_personal_class(policies: Path) -> None:
+    """`personal_data: false` lifts the purpose's storage limit, so it must be true: a dataset with
+    ticket text cannot claim it (the golden suites, routing labels only, can)."""
+    _edit(policies / "purposes.yaml",
+          lambda d: d["datasets"]["tickets_scrubbed"].update(personal_data=False, retention_days=1825))
+    with pytest.raises(BundleInvalid) as info:
+        load_bundle(policies)
+    problems = [str(p) for p in info.value.problems]
+    assert any("/purposes.yaml:" in p and "datasets.tickets_scrubbed.personal_data" in p
+               and "declared to hold no personal data, but its data classes ticket_text are personal" in p
+               for p in problems), problems
+    # the false claim is refused; it is not read as lifting the 365-day limit on ticket text
+    assert len(problems) == 1, problems
+
+
 def test_waiver_must_name_an_existing_gate(policies: Path) -> None:
     _edit(policies / "waivers.yaml", lambda d: d.update(waivers=[{
         "id": "W-1", "rule_id": "gate.stress.recall.min", "scope": {"model": "support-triage"},
