@@ -14,17 +14,23 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import pybase64
+
 from ._keys import PublicKey, SigningKey
-from ._statement import strict_json
+from ._statement import canonical_or_strict_json
 from .errors import EnvelopeFormatError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 _TO_STANDARD = str.maketrans("-_", "+/")
 _MAX_SIGNATURES = 16
+# The characters that may end padded base64 without stray bits: 6-bit values whose low 4 bits
+# (before "==") or low 2 bits (before "=") are zero.
+_LAST_BEFORE_TWO_PADS = "AQgw"
+_LAST_BEFORE_ONE_PAD = "AEIMQUYcgkosw048"
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -37,6 +43,16 @@ def b64decode(text: object, *, what: str) -> bytes:
     """Decode canonical standard or URL-safe base64, padded or not; anything else is refused."""
     if not isinstance(text, str):
         raise EnvelopeFormatError(f"DSSE: {what} must be a base64 string")
+    if not len(text) % 4:  # the padded standard spelling envelopes are written in: at once
+        try:
+            data = pybase64.b64decode(text, validate=True)
+        except ValueError:  # binascii.Error is one; the checks below say what is wrong
+            pass
+        else:
+            # Canonical: the last character before padding carries no bits past the data.
+            if (text[-3] in _LAST_BEFORE_TWO_PADS if text[-2:] == "=="
+                    else text[-2] in _LAST_BEFORE_ONE_PAD if text[-1:] == "=" else True):
+                return data
     body = text.rstrip("=")
     if "-" in body or "_" in body:
         if "+" in body or "/" in body:
@@ -50,10 +66,18 @@ def b64decode(text: object, *, what: str) -> bytes:
         data = binascii.a2b_base64(body + "=" * (-len(body) % 4), strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         raise EnvelopeFormatError(f"DSSE: {what} is not base64 ({exc})") from exc
-    tail = len(data) % 3
-    if tail and binascii.b2a_base64(data[-tail:], newline=False).rstrip(b"=") != body[-(tail + 1):].encode():
+    if not _no_stray_bits(data, body):
         raise EnvelopeFormatError(f"DSSE: {what} is not canonical base64 (stray trailing bits)")
     return data
+
+
+def _no_stray_bits(data: bytes, body: str) -> bool:
+    """Whether ``body`` (standard alphabet, padding removed) ends as the encoding of ``data``
+    does: the bits of its last character past the data are zero, so it is the one spelling."""
+    tail = len(data) % 3
+    if not tail:
+        return True
+    return binascii.b2a_base64(data[-tail:], newline=False).rstrip(b"=") == body[-(tail + 1):].encode()
 
 
 class Signature(NamedTuple):
@@ -73,7 +97,7 @@ class Envelope:
 
     @classmethod
     def from_json(cls, raw: bytes) -> Envelope:
-        doc = strict_json(raw, EnvelopeFormatError, "DSSE: the envelope")
+        doc = canonical_or_strict_json(raw, EnvelopeFormatError, "DSSE: the envelope")
         if not isinstance(doc, dict):
             raise EnvelopeFormatError("DSSE: envelope must be a JSON object")
         if "payload" not in doc or "payloadType" not in doc or "signatures" not in doc:
@@ -118,6 +142,11 @@ class Envelope:
         keys: dict[str, PublicKey] = {}
         for key in candidates:
             keys.setdefault(key.keyid, key)
+        return self.keys_that_signed_among(keys)
+
+    def keys_that_signed_among(self, keys: Mapping[str, PublicKey]) -> list[PublicKey]:
+        """``keys_that_signed`` over candidate keys already indexed by their key ids (each
+        under its own), as a trust policy keeps them."""
         message = pae(self.payload_type, self.payload)
         found: set[str] = set()
         for s in self.signatures:

@@ -92,16 +92,34 @@ def strict_json(raw: bytes, error: type[EvidenceInvalid], what: str) -> Any:
         raise error(f"{what} is not JSON as slmgate accepts it (nested too deeply)") from exc
 
 
-def statement_json(raw: bytes) -> Any:
-    """Parse verified Statement bytes: canonical bytes through ``orjson`` (whose canonical form
-    proves there is no repeated key), every other spelling through ``strict_json``."""
+_SORTED = orjson.OPT_SORT_KEYS
+_SORTED_INDENTED = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+
+
+def canonical_or_strict_json(raw: bytes, error: type[EvidenceInvalid], what: str) -> Any:
+    """``strict_json``, with bytes in a canonical form taken from ``orjson`` at once.
+
+    Two forms are canonical: ``orjson``'s sorted compact serialisation of what it parsed (how
+    Statements are written), and its sorted serialisation indented by two spaces plus a final
+    newline (how ``Envelope.to_json`` writes envelopes; the same bytes as ``json.dumps(indent=2,
+    sort_keys=True)``). Bytes equal to either cannot repeat a key nor hold ``NaN``, so every
+    conforming parser reads them as the same value; anything else goes to ``strict_json``."""
     try:
         doc = orjson.loads(raw)
-        if orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) == raw:
+        if raw[-1:] == b"\n":
+            if orjson.dumps(doc, option=_SORTED_INDENTED) == raw[:-1]:
+                return doc
+        elif orjson.dumps(doc, option=_SORTED) == raw:
             return doc
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         pass  # a lone surrogate, an integer beyond 64 bits, deep nesting: the strict parser decides
-    return strict_json(raw, StatementFormatError, "payload")
+    return strict_json(raw, error, what)
+
+
+def statement_json(raw: bytes) -> Any:
+    """Parse verified Statement bytes: canonical bytes through ``orjson`` (whose canonical form
+    proves there is no repeated key), every other spelling through ``strict_json``."""
+    return canonical_or_strict_json(raw, StatementFormatError, "payload")
 
 
 def format_time(moment: datetime) -> str:
@@ -194,4 +212,5 @@ class Statement:
         return cls(tuple(parsed), ptype, kind, predicate, issued_at, raw)
 
     def is_about(self, sha256: str) -> bool:
-        return any(d == sha256.lower() for _, d in self.subjects)
+        sha256 = sha256.lower()
+        return any(digest == sha256 for _, digest in self.subjects)

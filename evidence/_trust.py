@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ._dsse import IN_TOTO_PAYLOAD_TYPE, Envelope
 from ._keys import PublicKey
@@ -79,6 +79,7 @@ class TrustPolicy:
     max_clock_skew: timedelta = timedelta(minutes=5)
     _by_keyid: Mapping[str, TrustedIdentity] = field(init=False, repr=False, compare=False)
     _keys: tuple[PublicKey, ...] = field(init=False, repr=False, compare=False)
+    _key_index: Mapping[str, PublicKey] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_keyid: dict[str, TrustedIdentity] = {}
@@ -92,6 +93,7 @@ class TrustPolicy:
             by_keyid[ident.key.keyid] = ident
         object.__setattr__(self, "_by_keyid", by_keyid)
         object.__setattr__(self, "_keys", tuple(i.key for i in self.identities))
+        object.__setattr__(self, "_key_index", {i.key.keyid: i.key for i in self.identities})
 
     @property
     def keys(self) -> tuple[PublicKey, ...]:
@@ -276,14 +278,44 @@ def verify_envelope(
         raise PayloadTypeError(
             f"payloadType {envelope.payload_type!r}, expected {IN_TOTO_PAYLOAD_TYPE!r}"
         )
-    signed = envelope.keys_that_signed(trust.keys)
+    signed = envelope.keys_that_signed_among(trust._key_index)
     if not signed:
         raise SignatureError(
             f"none of {len(envelope.signatures)} signature(s) verifies under a trusted key"
         )
     statement = Statement.parse(envelope.payload)
     signers = [trust.identity_of(k) for k in signed]
+    kind, issued_at = statement.kind, statement.issued_at
+    # Steps 5-7 drop signers in turn; the one that drops the last signer is the refusal. Those
+    # left after all three are the signers that pass each, so they are found in one pass and
+    # the steps are taken one by one only to word a refusal.
+    allowed = [s for s in signers
+               if s.key.keyid not in trust.revoked_keyids and s.valid_at(issued_at)
+               and s.valid_at(now) and kind in s.may_sign]
+    if not allowed:
+        _refuse_signers(signers, statement, now, trust)
+    needed = trust.thresholds.get(kind, 1)
+    principals = {s.principal for s in allowed}
+    if len(principals) < needed:
+        held = f" held by {len(principals)} principal(s)" if len(principals) < len(allowed) else ""
+        raise ThresholdError(
+            f"{kind} needs {needed} distinct authorised key(s) of distinct principals, "
+            f"got {len(allowed)} key(s){held}: {_names(allowed)}"
+        )
+    check_predicate(statement.kind, statement.predicate)
+    if subject_sha256 is not None and not statement.is_about(subject_sha256):
+        got = ", ".join(d[:16] for _, d in statement.subjects)
+        raise SubjectMismatchError(
+            f"statement is about sha256 {got}…, not the candidate {subject_sha256[:16]}…"
+        )
+    check_freshness(statement, trust, now)
+    return VerifiedEvidence(ref, statement, tuple(allowed), hashlib.sha256(raw).hexdigest())
 
+
+def _refuse_signers(signers: list[TrustedIdentity], statement: Statement, now: datetime,
+                    trust: TrustPolicy) -> NoReturn:
+    """Steps 5-7 of ``verify_envelope``, one by one, when together they leave no signer: raise
+    the error of the step that dropped the last one."""
     live = [s for s in signers if s.key.keyid not in trust.revoked_keyids]
     if not live:
         raise KeyRevokedError(f"signed only by revoked key(s): {_names(signers)}")
@@ -301,25 +333,7 @@ def verify_envelope(
             f"(the claimed issue time {format_time(statement.issued_at)} is not trusted to "
             "extend a key's validity)"
         )
-    allowed = [s for s in valid if statement.kind in s.may_sign]
-    if not allowed:
-        raise KeyNotAuthorizedError(f"{_names(valid)} may not sign {statement.kind}")
-    needed = trust.thresholds.get(statement.kind, 1)
-    principals = {s.principal for s in allowed}
-    if len(principals) < needed:
-        held = f" held by {len(principals)} principal(s)" if len(principals) < len(allowed) else ""
-        raise ThresholdError(
-            f"{statement.kind} needs {needed} distinct authorised key(s) of distinct principals, "
-            f"got {len(allowed)} key(s){held}: {_names(allowed)}"
-        )
-    check_predicate(statement.kind, statement.predicate)
-    if subject_sha256 is not None and not statement.is_about(subject_sha256):
-        got = ", ".join(d[:16] for _, d in statement.subjects)
-        raise SubjectMismatchError(
-            f"statement is about sha256 {got}…, not the candidate {subject_sha256[:16]}…"
-        )
-    check_freshness(statement, trust, now)
-    return VerifiedEvidence(ref, statement, tuple(allowed), hashlib.sha256(raw).hexdigest())
+    raise KeyNotAuthorizedError(f"{_names(valid)} may not sign {statement.kind}")
 
 
 def check_freshness(statement: Statement, trust: TrustPolicy, now: datetime) -> None:

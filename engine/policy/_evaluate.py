@@ -96,7 +96,7 @@ def verify_request_evidence(
                 ref=item.ref, envelope_sha256=hashlib.sha256(item.raw).hexdigest(),
                 verified=False, failed_step="parse", reason=reason))
             continue
-        to_weights = binds_to_weights(item.raw)
+        to_weights = binds_to_weights(item)
         try:
             ev = verify(item.raw, bundle.trust, now=now, ref=item.ref,
                         subject_sha256=request.weights_sha256 if to_weights else None)

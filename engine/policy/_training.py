@@ -21,15 +21,14 @@ card (or ``null``) with ages computed in Python. The policy judges each link.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from slmgate.engine.request._request import EvidenceFile
 from slmgate.evidence import (
     PREDICATE_TYPES,
-    Envelope,
     TrustPolicy,
     VerificationResult,
     VerifiedEvidence,
@@ -41,17 +40,12 @@ from slmgate.evidence.errors import EvidenceInvalid, InputError, KeyNotAuthorize
 MAX_CHAIN = 8
 
 
-def binds_to_weights(raw: bytes) -> bool:
+def binds_to_weights(item: EvidenceFile) -> bool:
     """Whether the envelope is verified against the candidate's weights (every kind but the
     data card). Read from the payload before verification only to pick the binding rule: the
     verified kind must then agree (``verify_request_evidence`` refuses an envelope whose
-    verified kind is not a data card but was verified unbound)."""
-    try:
-        payload = json.loads(Envelope.from_json(raw).payload)
-        return not (isinstance(payload, dict)
-                    and payload.get("predicateType") == PREDICATE_TYPES["data-card"])
-    except Exception:
-        return True
+    verified kind is not a data card but was verified unbound). An unreadable one is bound."""
+    return item.claimed_predicate_type != PREDICATE_TYPES["data-card"]
 
 
 def _dataset_deps(run: VerifiedEvidence) -> list[dict[str, str]]:

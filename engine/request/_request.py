@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -43,6 +44,12 @@ class EvidenceFile:
     path: Path
     raw: bytes
 
+    @cached_property
+    def claimed_predicate_type(self) -> str | None:
+        """``claimed_predicate_type`` of ``raw``, read once however often it is asked (which
+        binding verification applies, what the approval digest leaves out)."""
+        return claimed_predicate_type(self.raw)
+
 
 @dataclass(frozen=True)
 class PromotionRequest:
@@ -68,7 +75,8 @@ class PromotionRequest:
     def approval_digest(self) -> str:
         """The stable digest an approval of this request signs (``approval_digest``); computed
         once per request (it hashes every envelope), however many approvals are checked."""
-        return approval_digest(self.doc, {e.ref: e.raw for e in self.evidence})
+        return approval_digest(self.doc, {e.ref: e.raw for e in self.evidence},
+                               claimed={e.ref: e.claimed_predicate_type for e in self.evidence})
 
     def with_approvals(self, approvals: list[tuple[str, bytes]]) -> PromotionRequest:
         """This request with approvals supplied beside it (``promote --approval``): each kept as
@@ -95,24 +103,30 @@ def is_supplied_approval(ref: str) -> bool:
     return ref.startswith(SUPPLIED_PREFIX)
 
 
-def _is_approval(raw: bytes) -> bool:
-    """Whether an envelope *claims* to carry an approval (its statement is not verified here:
-    this only decides what the stable digest leaves out; verification decides what counts)."""
+def claimed_predicate_type(raw: bytes) -> str | None:
+    """The predicateType an envelope's statement *claims*, unverified: read only to choose what
+    happens before verification (which subject binding it is verified with, what the approval
+    digest leaves out); verification decides what counts. ``None`` when the envelope or its
+    payload cannot be read, or names no type."""
     try:
         statement = json.loads(Envelope.from_json(raw).payload)
-        return isinstance(statement, dict) and statement.get("predicateType") == PREDICATE_TYPES["approval"]
-    except (EnvelopeFormatError, ValueError):
-        return False
+    except (EnvelopeFormatError, ValueError, RecursionError):
+        return None
+    ptype = statement.get("predicateType") if isinstance(statement, dict) else None
+    return ptype if isinstance(ptype, str) else None
 
 
-def approval_digest(doc: dict[str, Any], evidence: dict[str, bytes] | None = None) -> str:
+def approval_digest(doc: dict[str, Any], evidence: dict[str, bytes] | None = None, *,
+                    claimed: Mapping[str, str | None] | None = None) -> str:
     """The request's **stable digest**: what an approval signs. sha256 of the canonical JSON of
     everything the request promotes — the request without local paths (``model.path``, each
     evidence ``path``), its evidence as ``{ref, sha256}`` of the envelopes (``evidence`` maps ref
     to bytes) — leaving out the approvals themselves (envelopes whose statement claims the
     approval predicate, those not at hand, and the ``approval@`` ones supplied beside the
     request). Moving or copying the request folder keeps it; changing anything it covers
-    changes it. Round-trips with ``slmgate review status``, which prints it."""
+    changes it. Round-trips with ``slmgate review status``, which prints it. ``claimed`` maps
+    refs to their ``claimed_predicate_type`` when already read (``PromotionRequest`` reads each
+    envelope's once for verification and this digest together)."""
     body = {k: v for k, v in doc.items() if k != "evidence"}
     body["model"] = {k: v for k, v in doc["model"].items() if k != "path"}
     items = []
@@ -121,7 +135,11 @@ def approval_digest(doc: dict[str, Any], evidence: dict[str, bytes] | None = Non
         # An envelope not at hand is one the approver cannot have seen (the approvals being
         # made): left out. At verification every envelope is at hand, so anything added under
         # such a ref later is covered, and the approval no longer matches.
-        if raw is None or item["ref"].startswith(SUPPLIED_PREFIX) or _is_approval(raw):
+        if raw is None or item["ref"].startswith(SUPPLIED_PREFIX):
+            continue
+        ref = item["ref"]
+        claim = claimed[ref] if claimed is not None and ref in claimed else claimed_predicate_type(raw)
+        if claim == PREDICATE_TYPES["approval"]:
             continue
         items.append({"ref": item["ref"], "sha256": hashlib.sha256(raw).hexdigest()})
     body["evidence"] = sorted(items, key=lambda i: str(i["ref"]))

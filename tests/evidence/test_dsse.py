@@ -4,8 +4,12 @@ strict parsing, and mutation of any byte never verifying other content."""
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -24,6 +28,8 @@ from slmgate.evidence import (
     sign_envelope,
     verify_envelope,
 )
+from slmgate.evidence._dsse import b64decode
+from slmgate.evidence._statement import strict_json
 from slmgate.evidence.errors import EnvelopeFormatError, EvidenceInvalid, InputError
 
 ED = SigningKey.generate("ed25519")
@@ -265,3 +271,159 @@ def test_a_signature_without_a_keyid_carries_no_hint() -> None:
 def test_signing_needs_at_least_one_key() -> None:
     with pytest.raises(ValueError, match="at least one signing key"):
         sign_envelope(PAYLOAD, [])
+
+
+# ------------------------- the fast paths (pybase64, orjson) decide as the strict readers do
+
+def _reference_b64decode(text: str) -> bytes | str:
+    """The base64 rules as written with the standard library alone (binascii's strict mode),
+    before the padded standard spelling was given a fast path: the bytes, or the refusal."""
+    body = text.rstrip("=")
+    if "-" in body or "_" in body:
+        if "+" in body or "/" in body:
+            return "not a mix"
+        body = body.translate(str.maketrans("-_", "+/"))
+    padding = len(text) - len(body)
+    if padding > 2 or len(body) % 4 == 1 or (padding and (len(body) + padding) % 4):
+        return "wrong length or padding"
+    try:
+        data = binascii.a2b_base64(body + "=" * (-len(body) % 4), strict_mode=True)
+    except (binascii.Error, ValueError):
+        return "not base64"
+    tail = len(data) % 3
+    if tail and binascii.b2a_base64(data[-tail:], newline=False).rstrip(b"=") != body[-(tail + 1):].encode():
+        return "not canonical"
+    return data
+
+
+def _b64(text: str) -> bytes | str:
+    try:
+        return b64decode(text, what="payload")
+    except EnvelopeFormatError as exc:
+        for reason in ("not a mix", "wrong length or padding", "not canonical", "not base64"):
+            if reason in exc.message:
+                return reason
+        raise
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+@st.composite
+def _one_character_changed(draw: st.DrawFn) -> str:
+    text = base64.b64encode(draw(st.binary(min_size=1, max_size=40))).decode()
+    at = draw(st.integers(0, len(text) - 1))
+    return text[:at] + draw(st.sampled_from(_ALPHABET + "=-_")) + text[at + 1:]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(
+    st.text(alphabet="AQgwBRhxCDEiy+/-_=09 \n.\u00e9", max_size=12),
+    st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+    st.binary(max_size=40).map(lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")),
+    _one_character_changed(),
+))
+def test_base64_is_decided_as_the_strict_standard_library_rules_decide(text: str) -> None:
+    """The padded standard spelling is decoded by pybase64 and its last character checked for
+    stray bits by table; every spelling must get the bytes or the refusal the strict
+    standard-library rules give, with pybase64's C extension and with its pure-Python fallback."""
+    expected = _reference_b64decode(text)
+    assert _b64(text) == expected
+    with _pybase64_fallback():
+        assert _b64(text) == expected
+
+
+@contextlib.contextmanager
+def _pybase64_fallback() -> Iterator[None]:
+    """pybase64 as it is where its C extension cannot be built."""
+    import pybase64._fallback
+
+    import slmgate.evidence._dsse as dsse
+
+    original = dsse.pybase64
+    dsse.pybase64 = pybase64._fallback  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        dsse.pybase64 = original
+
+
+@pytest.mark.parametrize("last", list(_ALPHABET))
+def test_every_last_character_before_padding_is_judged_as_the_reference_judges(last: str) -> None:
+    for text in (f"AA{last}=", f"A{last}==", f"AAAAAA{last}=", f"AAAAA{last}=="):
+        assert _b64(text) == _reference_b64decode(text), text
+        with _pybase64_fallback():
+            assert _b64(text) == _reference_b64decode(text), text
+
+
+def _indented(doc: object) -> bytes:
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+
+
+@pytest.mark.parametrize("raw", [
+    sign_envelope(PAYLOAD, [ED, EC]).to_json(),
+    sign_envelope(PAYLOAD, [ED]).to_json().rstrip(b"\n"),  # no final newline: not canonical
+    json.dumps(json.loads(sign_envelope(PAYLOAD, [ED]).to_json()), sort_keys=True,
+               separators=(",", ":")).encode(),  # compact canonical
+    json.dumps(json.loads(sign_envelope(PAYLOAD, [ED]).to_json())).encode(),  # spaced, unsorted
+    b'{\n  "payload": "e30=",\n  "payload": "e30=",\n  "payloadType": "t",\n  "signatures": []\n}\n',
+    b'{\n  "payload": "e30=",\n  "payloadType": "t",\n  "signatures": [\n    {\n      "sig": "AA==",\n'
+    b'      "sig": "AQ=="\n    }\n  ]\n}\n',
+    _indented({"payload": "e30=", "payloadType": "t", "signatures": [{"keyid": "\u00e9", "sig": "AA=="}]}),
+    _indented({"payload": "e30=", "payloadType": "t", "signatures": [{"sig": "AA==", "x": 1e300}]}),
+])
+def test_an_envelope_is_read_as_the_strict_parser_reads_it(raw: bytes) -> None:
+    """Envelopes as ``to_json`` writes them are read by orjson (the canonical indented form);
+    every other spelling by the strict parser: both give one verdict and one value."""
+    def read(parse: Any) -> Any:
+        try:
+            env = parse(raw)
+        except EnvelopeFormatError as exc:
+            return ("refused", exc.message)
+        return ("ok", env)
+
+    strict = read(lambda r: _strict_envelope(r))
+    assert read(Envelope.from_json) == strict
+
+
+def _strict_envelope(raw: bytes) -> Envelope:
+    """``Envelope.from_json`` with the strict standard-library parser only."""
+    import slmgate.evidence._dsse as dsse
+
+    original = dsse.canonical_or_strict_json
+    dsse.canonical_or_strict_json = strict_json  # type: ignore[assignment]
+    try:
+        return Envelope.from_json(raw)
+    finally:
+        dsse.canonical_or_strict_json = original
+
+
+def test_an_envelope_as_written_is_not_read_by_the_strict_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path is taken (so its check is the one that must hold): an envelope as
+    ``to_json`` writes it never reaches strict_json; the same envelope spelt otherwise does."""
+    calls: list[bytes] = []
+    monkeypatch.setattr("slmgate.evidence._statement.strict_json",
+                        lambda raw, error, what: calls.append(raw) or strict_json(raw, error, what))
+    written = sign_envelope(PAYLOAD, [ED, EC]).to_json()
+    assert Envelope.from_json(written).payload == PAYLOAD
+    assert calls == []
+    spaced = json.dumps(json.loads(written), indent=1).encode() + b"\n"
+    assert Envelope.from_json(spaced).payload == PAYLOAD
+    assert calls == [spaced]
+
+
+@pytest.mark.parametrize("data", [b"abc", b"abcd", b"abcde", b"\xff" * 1000, b"\x00" * 1001])
+def test_the_padded_standard_spelling_is_not_decoded_by_the_slow_path(
+    data: bytes, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The spelling ``to_json`` writes (padded, standard alphabet: no, one or two ``=``) is
+    decoded at once; only other spellings reach binascii's strict decoder."""
+    calls: list[str] = []
+    strict = binascii.a2b_base64
+    monkeypatch.setattr(binascii, "a2b_base64", lambda text, **kw: calls.append(text) or strict(text, **kw))
+    text = base64.b64encode(data).decode()
+    assert b64decode(text, what="payload") == data
+    assert calls == []
+    unpadded = text.rstrip("=")
+    assert b64decode(unpadded, what="payload") == data
+    assert len(calls) == (1 if unpadded != text else 0)

@@ -18,6 +18,7 @@ from slmgate.evidence._statement import (
     STATEMENT_TYPE,
     Statement,
     canonical_json,
+    canonical_or_strict_json,
     parse_time,
     statement_json,
     strict_json,
@@ -202,14 +203,21 @@ def _fast(raw: bytes) -> Any:
 
 
 @settings(max_examples=300, deadline=None)
-@given(doc=_VALUES, spelling=st.sampled_from(["canonical", "orjson", "spaced", "unsorted", "ascii"]))
+@given(doc=_VALUES, spelling=st.sampled_from(["canonical", "orjson", "spaced", "unsorted", "ascii",
+                                              "indented", "orjson-indented", "indented-unsorted"]))
 def test_statement_json_reads_every_spelling_as_strict_json_does(doc: Any, spelling: str) -> None:
     raw = {"canonical": lambda: canonical_json(doc),
            "orjson": lambda: orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
            if _fits_orjson(doc) else canonical_json(doc),
            "spaced": lambda: json.dumps(doc, sort_keys=True).encode(),
            "unsorted": lambda: json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode(),
-           "ascii": lambda: json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()}[spelling]()
+           "ascii": lambda: json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
+           # the form envelopes are written in (Envelope.to_json): indented by two, final newline
+           "indented": lambda: json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n",
+           "orjson-indented": lambda: orjson.dumps(doc, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+           + b"\n" if _fits_orjson(doc) else canonical_json(doc),
+           "indented-unsorted": lambda: json.dumps(doc, indent=2, ensure_ascii=False).encode() + b"\n",
+           }[spelling]()
     assert _fast(raw) == _strict(raw)
 
 
@@ -227,6 +235,8 @@ def _fits_orjson(doc: Any) -> bool:
     b'{"a":"\\ud800"}', b'{"a":123456789012345678901234567890}', b'{"a":-0}', b'{"a":1E5}',
     b'{"b":1,"a":2}', b' {"a":1}', b'{"a":1} ', b'\xff', b'{"a":"\xc3"}', b"[" * 300 + b"]" * 300,
     b"[" * 2000 + b"]" * 2000, b"", b"1", b'"x"', b"null",
+    b'{\n  "a": 1,\n  "a": 2\n}\n', b'{\n  "a": NaN\n}\n', b'{\n  "b": 1,\n  "a": 2\n}\n',  # indented
+    b'{\n  "a": 1\n}', b'{\n  "a": 1\n}\n\n', b'{"a":1}\n', b"\n", b'{\n  "a": "\\ud800"\n}\n',
 ])
 def test_statement_json_agrees_with_strict_json_on_hostile_spellings(raw: bytes) -> None:
     assert _fast(raw) == _strict(raw)
@@ -244,3 +254,17 @@ def test_a_canonical_statement_is_not_read_by_the_strict_parser(monkeypatch: pyt
     spaced = json.dumps(_doc(), indent=1).encode()
     assert Statement.parse(spaced).predicate == {"captured_at": WHEN}
     assert calls == [spaced]
+
+
+def test_the_indented_canonical_form_is_read_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``orjson``'s sorted form indented by two with a final newline (how envelopes are
+    written) is read at once; without the final newline, or indented otherwise, it is not."""
+    calls: list[bytes] = []
+    monkeypatch.setattr("slmgate.evidence._statement.strict_json",
+                        lambda raw, error, what: calls.append(raw) or strict_json(raw, error, what))
+    indented = orjson.dumps(_doc(), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    assert canonical_or_strict_json(indented, StatementFormatError, "payload") == _doc()
+    assert calls == []
+    for other in (indented[:-1], json.dumps(_doc(), indent=4, sort_keys=True).encode() + b"\n"):
+        assert canonical_or_strict_json(other, StatementFormatError, "payload") == _doc()
+    assert calls == [indented[:-1], json.dumps(_doc(), indent=4, sort_keys=True).encode() + b"\n"]
