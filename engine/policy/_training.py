@@ -27,6 +27,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from slmgate.evidence import (
     PREDICATE_TYPES,
     Envelope,
@@ -47,7 +49,11 @@ def binds_to_weights(raw: bytes) -> bool:
     verified kind must then agree (``verify_request_evidence`` refuses an envelope whose
     verified kind is not a data card but was verified unbound)."""
     try:
-        payload = json.loads(Envelope.from_json(raw).payload)
+        body = Envelope.from_json(raw).payload
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:  # NaN, a number beyond a double: json's reading of them
+            payload = json.loads(body)
         return not (isinstance(payload, dict)
                     and payload.get("predicateType") == PREDICATE_TYPES["data-card"])
     except Exception:
