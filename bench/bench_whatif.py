@@ -264,6 +264,7 @@ def machinery(ledger: Path, policies: Path, n: int) -> dict[str, float]:
     bundle = load_bundle(policies)
     compiled = CompiledPolicy(bundle)
     with LedgerHistory(ledger) as history:
+        history.tree  # noqa: B018 - one listing of the commit, as `what_if` reads it
         first = history.load(history.entry_paths[0])
         from slmgate.evidence import parse_time
 
