@@ -501,10 +501,13 @@ def _bundle_files(root: Path, data: dict[str, Any], rego_files: list[Path],
 
 
 def _validating_code() -> bytes:
-    """The text of the code that validates a bundle: part of every cache key, so that a bundle
-    cached by one version of slmgate is validated again by another."""
+    """What validation depends on beyond the bundle: this module's schemas and checks, the YAML
+    reader's, and the two lists the schemas take in (``DECISION_LOG_FIELDS``, the predicate
+    kinds). Part of every cache key, so that a bundle cached by one version of slmgate is
+    validated again by another."""
     here = Path(__file__)
-    return here.read_bytes() + here.with_name("_yamldoc.py").read_bytes()
+    lists = repr([sorted(DECISION_LOG_FIELDS), sorted(PREDICATE_TYPES.items())]).encode()
+    return b"\0".join([here.read_bytes(), here.with_name("_yamldoc.py").read_bytes(), lists])
 
 
 def _cache_key(root: Path, rego_files: list[Path]) -> tuple[str, dict[str, bytes]] | None:

@@ -121,3 +121,14 @@ def test_dates_read_back_as_dates(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     data = {"a": [{"d": date(2026, 1, 2)}, datetime(2026, 1, 2, 3, 4, tzinfo=UTC)], "b": 1.5}
     _bundle_cache.store("sha256:00", digest="sha256:11", keys=[], data=data)
     assert _bundle_cache.lookup("sha256:00")["data"] == data  # type: ignore[index]
+
+
+def test_another_validating_code_is_a_miss(policies: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle cached by one version of slmgate is validated again by another."""
+    load_bundle(policies)
+    validations = _validations(monkeypatch)
+    real = _bundle._validating_code
+    monkeypatch.setattr(_bundle, "_validating_code", lambda: real() + b" another version")
+    load_bundle(policies)
+    assert validations == [policies]
+    assert len(_entries(policies)) == 2
