@@ -2,7 +2,8 @@
 bundle's bytes, so that the next process holding the same bytes skips the YAML parse, the
 cerberus validation and the cross-reference checks (about a third of a `slmgate promote`).
 
-An entry is found by the digest of the bundle's YAML documents and Rego modules (``key``); it
+An entry is found by the digest of the bundle's YAML documents, its Rego modules and what
+validation depends on in slmgate itself (``key``, computed by ``_bundle``); it
 names the key files trust.yaml pointed at and the digest over all of them (the bundle digest a
 decision records). It is used only when the files read now hash to that digest, so a changed
 byte anywhere — a YAML document, a module, a public key — means a miss and a full validation;
