@@ -1,6 +1,6 @@
 """The validated policy bundle, kept between processes: what ``load_bundle`` concluded from a
 bundle's bytes, so that the next process holding the same bytes skips the YAML parse, the
-cerberus validation and the cross-reference checks (about a third of a `slmgate promote`).
+cerberus validation and the cross-reference checks (about a fifth of a `slmgate promote`).
 
 An entry is found by the digest of the bundle's YAML documents, its Rego modules and what
 validation depends on in slmgate itself (``key``, computed by ``_bundle``); it
