@@ -54,8 +54,9 @@ def test_approved_promotion_exits_0_records_and_renders(world: World, tmp_path: 
 
 
 # What a dry-run promote may not load: the ledger's git, the packet's Jinja and WeasyPrint, the
-# runtime's torch, and regopy (the engine that is not the default).
-HEAVY = ("git", "jinja2", "weasyprint", "torch", "regopy")
+# runtime's torch, regopy (the engine that is not the default), jsonschema (it only words a
+# refusal; jsonschema-rs checks), and pydantic and numpy (nothing on this path needs them).
+HEAVY = ("git", "jinja2", "weasyprint", "torch", "regopy", "jsonschema", "pydantic", "numpy")
 IMPORTS = ("import atexit, sys\n"
            "atexit.register(lambda: print('LOADED', sorted(m for m in sys.modules "
            f"if m.split('.')[0] in {HEAVY!r}), file=sys.stderr))\n"
