@@ -264,6 +264,7 @@ def machinery(ledger: Path, policies: Path, n: int) -> dict[str, float]:
     bundle = load_bundle(policies)
     compiled = CompiledPolicy(bundle)
     with LedgerHistory(ledger) as history:
+        history.tree  # noqa: B018 - one listing of the commit, as `what_if` reads it
         first = history.load(history.entry_paths[0])
         from slmgate.evidence import parse_time
 
@@ -318,7 +319,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="keep the work folder here")
     parser.add_argument("--machinery-only", type=Path, default=None, metavar="WORK",
                         help="only the no-query measurement, on a work folder kept by --out")
+    parser.add_argument("--what-if-only", type=Path, default=None, metavar="WORK",
+                        help="only `what_if` with each --jobs, on a work folder kept by --out")
     args = parser.parse_args()
+    if args.what_if_only:
+        work = args.what_if_only
+        for jobs in args.jobs:
+            doc = what_if(work / "ledger", work / "policies-tight", jobs=jobs).to_json()
+            print(json.dumps({k: doc[k] for k in ("decisions", "jobs", "seconds", "decisions_per_second",
+                                                  "flips", "transitions", "verifications",
+                                                  "verifications_reused")}))
+        return
     if args.machinery_only:
         work = args.machinery_only
         print(json.dumps(machinery(work / "ledger", work / "policies-tight", args.machinery), indent=2))

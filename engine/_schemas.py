@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import functools
 import json
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 
 from slmgate.evidence.errors import InputError
 
+# The package's own schema files (read from the package folder: importlib.resources cost
+# a promote 25 ms of imports for the same path).
+_SCHEMAS = Path(__file__).parent / "schemas"
+
 
 @functools.cache
 def schema(name: str) -> dict[str, Any]:
-    text = (resources.files("slmgate.engine") / "schemas" / f"{name}.schema.json").read_text()
+    text = (_SCHEMAS / f"{name}.schema.json").read_text()
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 

@@ -4,7 +4,8 @@ signed evidence and promotion requests — all made in tmp_path, no torch needed
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -249,6 +250,20 @@ class World:
             "request_id": doc["id"], "request_digest": approval_digest(doc, evidence),
             "decision": "approve",
             "approved_at": format_time(when), "comment": "ok"})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bundle_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The cache of validated bundles (``engine.policy._bundle_cache``) in a folder of the test
+    session, for every test and every process a test starts: never the user's own."""
+    folder = tmp_path_factory.mktemp("bundle-cache")
+    before = os.environ.get("SLMGATE_CACHE_DIR")
+    os.environ["SLMGATE_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("SLMGATE_CACHE_DIR", None)
+    else:
+        os.environ["SLMGATE_CACHE_DIR"] = before
 
 
 @pytest.fixture(scope="session")

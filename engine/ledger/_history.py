@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import git
+import orjson
 
 from slmgate.engine.ledger._attestation import ATTESTATION_SUFFIX, AttestationManifest, attestation_path
 from slmgate.engine.ledger._store import (
@@ -46,7 +47,11 @@ def _files_of(manifest: EntryManifest) -> list[str]:
 def record_decision(record: bytes) -> dict[str, Any]:
     """The decision inside a signed decision record (its signature is not checked here)."""
     try:
-        statement = json.loads(Envelope.from_json(record).payload)
+        payload = Envelope.from_json(record).payload
+        try:
+            statement = orjson.loads(payload)
+        except orjson.JSONDecodeError:  # NaN, a number beyond a double: json's reading of them
+            statement = json.loads(payload)
         decision = statement["predicate"]["decision"]
     except (EvidenceInvalid, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise LedgerError(f"not a decision record ({exc})") from exc

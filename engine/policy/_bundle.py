@@ -11,15 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cerberus
-import cerberus.schema
-
+from slmgate.engine.policy import _bundle_cache
 from slmgate.engine.policy._decision import DECISION_LOG_FIELDS
-from slmgate.engine.policy._yamldoc import KeyPath, YamlDocument, load_yaml
 from slmgate.evidence import PREDICATE_TYPES, TrustPolicy
 from slmgate.evidence.errors import InputError
+
+if TYPE_CHECKING:  # cerberus and the YAML reader are imported when a bundle is validated
+    import cerberus
+
+    from slmgate.engine.policy._yamldoc import KeyPath, YamlDocument
 
 DATA_FILES = ("charter", "purposes", "tiers", "subprocessors", "gates", "waivers")
 EVAL_LAYERS = ("regression", "stress", "policy")
@@ -280,21 +282,29 @@ def _flatten(errors: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
     return out
 
 
-class _OwnSchema(cerberus.schema.DefinitionSchema):  # type: ignore[misc]
-    """One of this module's own schemas: expanded as cerberus expands every schema, but not
-    checked against cerberus's rules on every run — that check cost a promote 0.3 s, for
-    constants of this module. ``tests/engine/policy/test_policy_yaml.py`` checks each of
-    ``SCHEMAS`` the usual way, so a malformed schema still fails the build."""
+@functools.cache
+def _own_schema() -> type:
+    import cerberus.schema
 
-    def validate(self, schema: Any = None) -> None:
-        return None
+    class _OwnSchema(cerberus.schema.DefinitionSchema):  # type: ignore[misc]
+        """One of this module's own schemas: expanded as cerberus expands every schema, but not
+        checked against cerberus's rules on every run — that check cost a promote 0.3 s, for
+        constants of this module. ``tests/engine/policy/test_policy_yaml.py`` checks each of
+        ``SCHEMAS`` the usual way, so a malformed schema still fails the build."""
+
+        def validate(self, schema: Any = None) -> None:
+            return None
+
+    return _OwnSchema
 
 
 @functools.cache
 def _validator(name: str) -> cerberus.Validator:
     """One validator per schema, built once per process."""
+    import cerberus
+
     validator = cerberus.Validator()
-    validator.schema = _OwnSchema(validator, SCHEMAS[name])
+    validator.schema = _own_schema()(validator, SCHEMAS[name])
     return validator
 
 
@@ -513,14 +523,102 @@ def _bundle_files(root: Path, data: dict[str, Any], rego_files: list[Path],
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in dict.fromkeys(paths)}
 
 
+def _validating_code() -> bytes:
+    """What validation depends on beyond the bundle: this module's schemas and checks, the YAML
+    reader's, and the two lists the schemas take in (``DECISION_LOG_FIELDS``, the predicate
+    kinds). Part of every cache key, so that a bundle cached by one version of slmgate is
+    validated again by another."""
+    here = Path(__file__)
+    lists = repr([sorted(DECISION_LOG_FIELDS), sorted(PREDICATE_TYPES.items())]).encode()
+    return b"\0".join([here.read_bytes(), here.with_name("_yamldoc.py").read_bytes(), lists])
+
+
+def _cache_key(root: Path, rego_files: list[Path]) -> tuple[str, dict[str, bytes]] | None:
+    """The digest that finds this bundle in the cache: the YAML documents, the Rego modules and
+    the validating code; with the bytes read. ``None`` when a file cannot be read (the full
+    validation then says which)."""
+    try:
+        read = {p.relative_to(root).as_posix(): p.read_bytes()
+                for p in [root / f"{name}.yaml" for name in (*DATA_FILES, "trust")] + rego_files}
+    except OSError:
+        return None
+    return bundle_digest({**read, "\0slmgate-validator": _validating_code()}), read
+
+
+def _cached(root: Path, key: str, read: dict[str, bytes], rego_files: list[Path]) -> PolicyBundle | None:
+    """The bundle from its cache entry, when the files read now hash to the digest it names."""
+    entry = _bundle_cache.lookup(key)
+    if entry is None:
+        return None
+    files = dict(read)
+    for rel in entry["keys"]:
+        key_path = root / rel
+        if not key_path.resolve().is_relative_to(root.resolve()) or not key_path.is_file():
+            return None
+        try:
+            files[rel] = key_path.read_bytes()
+        except OSError:
+            return None
+    if bundle_digest(files) != entry["digest"]:
+        return None
+    data = entry["data"]
+    try:
+        trust = TrustPolicy.from_document(data["trust"], base_dir=root, source=str(root / "trust.yaml"))
+    except InputError:
+        return None  # the full validation reports it with the others
+    return _bundle(root, data, rego_files, trust, files)
+
+
+def _text(source: bytes) -> str:
+    """A module's text as ``Path.read_text`` gives it (line endings made ``\\n``)."""
+    return source.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _bundle(root: Path, data: dict[str, Any], rego_files: list[Path], trust: TrustPolicy | None,
+            files: dict[str, bytes]) -> PolicyBundle:
+    tests_dir = root / "tests"
+    tests = {p.name: str(p) for p in sorted(tests_dir.glob("*.yaml"))} if tests_dir.is_dir() else {}
+    return PolicyBundle(
+        root=root,
+        data={k: data[k] for k in DATA_FILES},
+        rego_modules={p.name: _text(files[p.relative_to(root).as_posix()]) for p in rego_files},
+        trust_policy=trust,
+        digest=bundle_digest(files),
+        files=files,
+        revision=_revision(root),
+        tests=tests,
+    )
+
+
 def load_bundle(root: Path, *, with_keys: bool = True) -> PolicyBundle:
     """Load and validate the bundle at ``root``; every problem is reported at once.
+
+    A bundle whose bytes validated before is taken from the cache of validated bundles
+    (``_bundle_cache``), checked by the digest of every file it covers.
 
     ``with_keys=False`` skips loading the trust policy's public keys (policy tests need no keys,
     and the default bundle in the source tree has none until `slmgate init`)."""
     if not root.is_dir():
         raise InputError("not a policy directory", file=str(root),
                          advice="pass the directory holding charter.yaml, tiers.yaml, ...")
+    rego_dir = root / "rego"
+    rego_files = sorted(rego_dir.glob("*.rego")) if rego_dir.is_dir() else []
+    found = _cache_key(root, rego_files) if with_keys and rego_files else None
+    if found is not None:
+        bundle = _cached(root, *found, rego_files)
+        if bundle is not None:
+            return bundle
+    bundle, trust_document = _validated(root, rego_files, with_keys)
+    # Kept only when the bytes validated are the bytes the key was computed from.
+    if found is not None and all(bundle.files.get(rel) == data for rel, data in found[1].items()):
+        _bundle_cache.store(found[0], digest=bundle.digest, keys=sorted(set(bundle.files) - set(found[1])),
+                            data={**bundle.data, "trust": trust_document})
+    return bundle
+
+
+def _validated(root: Path, rego_files: list[Path], with_keys: bool) -> tuple[PolicyBundle, dict[str, Any]]:
+    from slmgate.engine.policy._yamldoc import load_yaml
+
     problems: list[Problem] = []
     docs: dict[str, YamlDocument] = {}
     data: dict[str, Any] = {}
@@ -536,10 +634,8 @@ def load_bundle(root: Path, *, with_keys: bool = True) -> PolicyBundle:
     if problems:
         raise BundleInvalid(problems)
     problems.extend(_cross_references(docs, data))
-    rego_dir = root / "rego"
-    rego_files = sorted(rego_dir.glob("*.rego")) if rego_dir.is_dir() else []
     if not rego_files:
-        problems.append(Problem(str(rego_dir), "", "no .rego modules"))
+        problems.append(Problem(str(root / "rego"), "", "no .rego modules"))
     for path in rego_files:
         problems.extend(lint_rego(path.name, path.read_text(encoding="utf-8"), str(path)))
     trust = None
@@ -554,15 +650,4 @@ def load_bundle(root: Path, *, with_keys: bool = True) -> PolicyBundle:
         raise BundleInvalid(problems)
     for w in data["waivers"]["waivers"]:
         w["expires"] = w["expires"].isoformat() if isinstance(w["expires"], date) else w["expires"]
-    tests_dir = root / "tests"
-    tests = {p.name: str(p) for p in sorted(tests_dir.glob("*.yaml"))} if tests_dir.is_dir() else {}
-    return PolicyBundle(
-        root=root,
-        data={k: data[k] for k in DATA_FILES},
-        rego_modules={p.name: p.read_text(encoding="utf-8") for p in rego_files},
-        trust_policy=trust,
-        digest=bundle_digest(files),
-        files=files,
-        revision=_revision(root),
-        tests=tests,
-    )
+    return _bundle(root, data, rego_files, trust, files), data["trust"]

@@ -15,15 +15,21 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["is_message", "render_message", "render_messages"]
 
 _VERB = re.compile(r"%([%sdvqtfg])")
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')  # what json.dumps(ensure_ascii=False) escapes
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"' if not _ESCAPED.search(text) else json.dumps(text, ensure_ascii=False)
 
 
 def is_message(value: Any) -> bool:
-    return (isinstance(value, dict) and set(value) == {"format", "args"}
+    return (isinstance(value, dict) and len(value) == 2 and "format" in value and "args" in value
             and isinstance(value["format"], str) and isinstance(value["args"], list))
 
 
@@ -48,11 +54,11 @@ def _rego(value: Any) -> str:
     if isinstance(value, int | float):
         return _number(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _quoted(value)
     if isinstance(value, list):
         return "[" + ", ".join(_rego(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {_rego(v)}"
+        return "{" + ", ".join(f"{_quoted(k)}: {_rego(v)}"
                                for k, v in sorted(value.items())) + "}"
     return str(value)
 
@@ -65,36 +71,54 @@ def _plain(value: Any) -> str:
     return _rego(value)
 
 
+@lru_cache(maxsize=4096)
+def _template(fmt: str) -> tuple[tuple[str, str], ...]:
+    """A format string cut into (literal text before, verb) pairs, the last verb empty: what
+    ``render_message`` walks. The format strings are the policy's own text, so the cache holds
+    what one bundle says, never anything of the facts."""
+    pieces, position = [], 0
+    for match in _VERB.finditer(fmt):
+        pieces.append((fmt[position:match.start()], match.group(1)))
+        position = match.end()
+    pieces.append((fmt[position:], ""))
+    return tuple(pieces)
+
+
 def render_message(message: Any) -> str:
     """The text of one message: a string as it is, a ``fmt`` object formatted (module doc)."""
     if isinstance(message, str):
         return message
     if not is_message(message):
         return _rego(message)
-    args = list(message["args"])
+    args = message["args"]
+    n, used = len(args), 0
     out: list[str] = []
-    position = 0
-    for match in _VERB.finditer(message["format"]):
-        out.append(message["format"][position:match.start()])
-        position = match.end()
-        verb = match.group(1)
+    for text, verb in _template(message["format"]):
+        out.append(text)
+        if not verb:
+            break
         if verb == "%":
             out.append("%")
             continue
-        if not args:
+        if used == n:
             out.append(f"%!{verb}(MISSING)")
             continue
-        value = args.pop(0)
-        if verb == "d" and isinstance(value, int | float) and not isinstance(value, bool) \
+        value = args[used]
+        used += 1
+        kind = type(value)
+        if verb in "sv" and kind is str:  # the common cases first
+            out.append(value)
+        elif verb in "sv" and (kind is int or kind is float):
+            out.append(_number(value))
+        elif verb == "d" and isinstance(value, int | float) and not isinstance(value, bool) \
                 and float(value).is_integer():
             out.append(str(int(value)))
         elif verb == "q" and isinstance(value, str | dict):
             out.append(json.dumps(_plain(value), ensure_ascii=False))
         else:
             out.append(_plain(value))
-    out.append(message["format"][position:])
-    if args:
-        out.append("%!(EXTRA " + ", ".join(_rego(a) for a in args) + ")")
+    if used < n:
+        out.append("%!(EXTRA " + ", ".join(_rego(a) for a in args[used:]) + ")")
     return "".join(out)
 
 

@@ -19,8 +19,11 @@ when measured here; the tree-walking interpreter through JSON matched OPA on all
 from __future__ import annotations
 
 import json
+import math
 import threading
 from typing import Any
+
+import orjson
 
 from slmgate.engine.policy._bundle import PolicyBundle
 from slmgate.evidence.errors import PolicyError
@@ -35,6 +38,40 @@ def _regorus() -> Any:
         raise PolicyError("the regorus engine is not installed (package gordon-to-regorus)",
                           advice="reinstall slmgate, or use --engine regopy") from exc
     return regorus
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a NaN or an infinity is anywhere in ``value`` (orjson writes them as null)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is float:
+            if not math.isfinite(node):
+                return True
+        elif type(node) is dict:
+            stack.extend(node.values())
+        elif type(node) is list:
+            stack.extend(node)
+    return False
+
+
+def input_json(facts: dict[str, Any]) -> str:
+    """``facts`` as the JSON input of one evaluation; a non-finite number is a refusal, as
+    JSON has none (``json.dumps`` would write ``NaN``, which regorus refuses to read)."""
+    try:
+        data = orjson.dumps(facts)
+    except (orjson.JSONEncodeError, TypeError):  # an integer beyond 64 bits, a key not a string
+        return json.dumps(facts)
+    if b"null" in data and _non_finite(facts):
+        raise PolicyError("the facts hold a number that is not finite (NaN or infinity)")
+    return data.decode()
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # an integer beyond 64 bits: json reads it
+        return json.loads(text)
 
 
 def _first_line(exc: Exception) -> str:
@@ -64,16 +101,17 @@ class RegorusPolicy:
 
     def evaluate(self, facts: dict[str, Any]) -> dict[str, Any]:
         """The decision for ``facts``; raises ``PolicyError`` on error or undefined."""
+        data = input_json(facts)
         with self._lock:
             try:
-                self._engine.set_input_json(json.dumps(facts))
+                self._engine.set_input_json(data)
                 text = self._engine.eval_rule_as_json(self.rule)
             except (RuntimeError, ValueError) as exc:
                 self._engine = self._prototype.clone()
                 raise PolicyError(f"policy evaluation failed: {_first_line(exc)}") from exc
         try:
-            value = json.loads(text) if text is not None else None
-        except json.JSONDecodeError as exc:
+            value = _loads(text) if text is not None else None
+        except ValueError as exc:  # orjson's and json's decode errors both are
             raise PolicyError(f"unreadable policy output: {str(text)[:200]!r}") from exc
         if value is None:
             raise PolicyError(f"{self.rule} is undefined for these facts")

@@ -26,6 +26,11 @@ MAX_DEPTH = 32
 _UNSAFE_TEXT = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
+# The same characters outside JSON's whitespace (tab, line feed, carriage return): a text
+# without any of them, and without a backslash (no escape can make one), holds none in a string.
+_UNSAFE_RAW = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 
 
 class _Pairs(list[tuple[str, Any]]):
@@ -93,6 +98,29 @@ def _build(node: Any, where: str, depth: int, source: str) -> Any:
     return node
 
 
+class _Refused(Exception):
+    """Something ``_build`` refuses: it runs again to name where."""
+
+
+def _build_plain(node: Any, depth: int) -> Any:
+    """``_build`` for a text with no unsafe character and no escape: only repeated keys and
+    depth to check, and no JSON path worked out unless something is refused."""
+    if depth >= MAX_DEPTH and node:  # its members would be deeper than the limit
+        raise _Refused
+    if type(node) is _Pairs:
+        out = dict(node)
+        if len(out) != len(node):
+            raise _Refused
+        for key, value in out.items():
+            if type(value) is _Pairs or type(value) is list:
+                out[key] = _build_plain(value, depth + 1)
+        return out
+    if type(node) is list:
+        return [_build_plain(v, depth + 1) if type(v) is _Pairs or type(v) is list else v
+                for v in node]
+    return node
+
+
 def loads_strict(raw: bytes, *, source: str) -> Any:
     """Parse UTF-8 JSON strictly (see the module docstring); errors name ``source``."""
     try:
@@ -105,4 +133,9 @@ def loads_strict(raw: bytes, *, source: str) -> Any:
         raise InputError(f"nested deeper than {MAX_DEPTH} levels", file=source, field="$") from exc
     except ValueError as exc:  # JSONDecodeError, and the hooks' refusals
         raise InputError(f"not valid JSON ({exc})", file=source) from exc
+    if "\\" not in text and not _UNSAFE_RAW.search(text):
+        try:
+            return _build_plain(node, 0)
+        except _Refused:
+            pass  # the full walk below names the place
     return _build(node, "$", 0, source)

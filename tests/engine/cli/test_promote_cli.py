@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -53,8 +54,9 @@ def test_approved_promotion_exits_0_records_and_renders(world: World, tmp_path: 
 
 
 # What a dry-run promote may not load: the ledger's git, the packet's Jinja and WeasyPrint, the
-# runtime's torch, and regopy (the engine that is not the default).
-HEAVY = ("git", "jinja2", "weasyprint", "torch", "regopy")
+# runtime's torch, regopy (the engine that is not the default), jsonschema (it only words a
+# refusal; jsonschema-rs checks), and pydantic and numpy (nothing on this path needs them).
+HEAVY = ("git", "jinja2", "weasyprint", "torch", "regopy", "jsonschema", "pydantic", "numpy")
 IMPORTS = ("import atexit, sys\n"
            "atexit.register(lambda: print('LOADED', sorted(m for m in sys.modules "
            f"if m.split('.')[0] in {HEAVY!r}), file=sys.stderr))\n"
@@ -72,6 +74,21 @@ def test_a_dry_run_promote_imports_only_what_it_uses(world: World, tmp_path: Pat
     r = subprocess.run([sys.executable, "-c", IMPORTS, "ledger", "log", "--ledger", str(tmp_path / "none")],
                        capture_output=True, text=True, timeout=120)
     assert "'git'" in r.stderr, r.stderr
+
+
+def test_a_second_promote_takes_the_validated_bundle_from_the_cache(world: World, tmp_path: Path) -> None:
+    """No YAML parser and no cerberus once the bundle's bytes validated (``_bundle_cache``), and
+    the same decision, byte for byte."""
+    req = world.request(tmp_path / "req", world.standard_evidence())
+    script = IMPORTS.replace(repr(HEAVY), repr((*HEAVY, "yaml", "cerberus")))
+    env = {**os.environ, "SLMGATE_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", script, "promote", str(req), "--policies",
+                            str(world.policies), "--at", AT, "--format", "json"],
+                           capture_output=True, text=True, timeout=120, env=env) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert "'cerberus'" in runs[0].stderr and "'yaml'" in runs[0].stderr  # validated, then kept
+    assert "LOADED []" in runs[1].stderr, runs[1].stderr
+    assert runs[0].stdout == runs[1].stdout
 
 
 def test_stress_regression_exits_1_naming_the_gate(world: World, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import yaml
 
 from slmgate.engine import load_bundle
 from slmgate.engine.policy._policytest import _apply
-from slmgate.engine.policy._regorus import RegorusPolicy, _regorus
+from slmgate.engine.policy._regorus import RegorusPolicy, _regorus, input_json
 from slmgate.evidence import canonical_json
 from slmgate.evidence.errors import PolicyError
 from tests.conftest import World
@@ -60,3 +60,24 @@ def test_a_partial_set_keeps_its_elements_whose_head_is_defined() -> None:
     engine.add_policy("p.rego", _PARTIAL_SET)
     engine.set_input_json(json.dumps({"classes": ["a", "unknown"]}))
     assert json.loads(engine.eval_rule_as_json("data.p.known")) == [1]
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_non_finite_number_in_the_facts_is_a_refusal_not_a_null(session_world: World,
+                                                                   number: float) -> None:
+    """The facts go to the engine through orjson, which writes NaN and infinities as null: a
+    policy would then decide on a null it was never given. They are refused instead, as JSON
+    has no such numbers."""
+    policy = RegorusPolicy(load_bundle(session_world.policies))
+    facts = _cases(session_world)[0]
+    assert policy.evaluate(facts)["outcome"]
+    facts["evidence"]["eval"] = {"layers": {"policy": {"accuracy": {"candidate": number}}}}
+    with pytest.raises(PolicyError, match="not finite"):
+        policy.evaluate(facts)
+
+
+def test_the_facts_read_by_the_engine_are_the_facts_json_writes() -> None:
+    facts = {"a": [1, 2.5, None, True, "é\u2028\"\\"], "b": {"c": -0.0, "d": 2**63 - 1, "e": 1e-7}}
+    assert json.loads(input_json(facts)) == facts
+    big = {"n": 2**70}  # beyond orjson's 64 bits: json writes it
+    assert json.loads(input_json(big)) == big
