@@ -10,8 +10,13 @@ byte anywhere — a YAML document, a module, a public key — means a miss and a
 and only what validated is ever written. The data is kept as JSON with the places of its dates
 listed beside it, read back to the same Python values.
 
-Where: ``$SLMGATE_CACHE_DIR``, else ``$XDG_CACHE_HOME/slmgate``, else ``~/.cache/slmgate``; an
-empty ``SLMGATE_CACHE_DIR`` turns the cache off. Like ssh with its keys, an entry is read only
+Where: ``$SLMGATE_CACHE_DIR/bundles``, and only when that variable names a folder: the cache is
+**off unless asked for**. Whoever can write an entry decides what a bundle validated to — its
+gates, tiers and trust identities — without touching the reviewed policy files, so a cache
+directory shared with jobs a requester controls (a CI cache restored across branches, say)
+would let a requester loosen the gate; it must be enabled only where the folder is as protected
+as the policy repository. Without it a `slmgate promote` still takes ~0.3 s (docs/benchmarks.md,
+issue 13), so the gate's default does not lean on it. Like ssh with its keys, an entry is read only
 from a folder and a file that belong to the user running slmgate and that nobody else may write
 (the data in it decides promotions); anything else, or an entry that does not read back, is a
 miss. Entries are written to a temporary file and renamed into place.
@@ -34,12 +39,10 @@ Place = list[str | int]
 
 
 def cache_dir() -> Path | None:
-    """The folder of the bundle cache, or ``None`` when it is turned off."""
+    """The folder of the bundle cache, or ``None`` when it is off (``SLMGATE_CACHE_DIR`` unset or
+    empty: the default)."""
     configured = os.environ.get("SLMGATE_CACHE_DIR")
-    if configured is not None:
-        return Path(configured) / "bundles" if configured else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "slmgate" / "bundles"
+    return Path(configured) / "bundles" if configured else None
 
 
 def _private(st: os.stat_result) -> bool:

@@ -107,11 +107,23 @@ def test_an_unreadable_entry_is_a_miss(policies: Path, monkeypatch: pytest.Monke
     assert len(validations) == 4
 
 
-def test_an_empty_cache_dir_turns_the_cache_off(policies: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SLMGATE_CACHE_DIR", "")
+@pytest.mark.parametrize("setting", ["", None])
+def test_the_cache_is_off_unless_a_folder_is_named(policies: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path, setting: str | None) -> None:
+    """Off by default: an entry decides what the gate's policy validated to, so no folder is used
+    (not even ~/.cache) unless the operator names one."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    if setting is None:
+        monkeypatch.delenv("SLMGATE_CACHE_DIR", raising=False)
+    else:
+        monkeypatch.setenv("SLMGATE_CACHE_DIR", setting)
     assert _bundle_cache.cache_dir() is None
+    validations = _validations(monkeypatch)
     load_bundle(policies)
-    assert _entries(policies) == []
+    load_bundle(policies)
+    assert validations == [policies, policies]
+    assert not (tmp_path / "home").exists() and not (tmp_path / "xdg").exists()
 
 
 def test_dates_read_back_as_dates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
