@@ -9,8 +9,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slmgate.evidence import SigningKey
 from slmgate.evidence._keys import PublicKey, _create_new, write_key_pair
@@ -39,6 +42,44 @@ def test_a_signature_verifies_under_its_key_only(algorithm: str) -> None:
     assert key.public_key.verifies(sig, MESSAGE) is True
     assert key.public_key.verifies(sig, MESSAGE + b" ") is False
     assert other.public_key.verifies(sig, MESSAGE) is False
+
+
+def _openssl_verdict(key: SigningKey, signature: bytes, data: bytes) -> bool:
+    try:
+        key._key.public_key().verify(signature, data)  # cryptography's (OpenSSL's) Ed25519 check
+    except InvalidSignature:
+        return False
+    return True
+
+
+KEY, OTHER = SigningKey.generate("ed25519"), SigningKey.generate("ed25519")
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.binary(max_size=2048), flip=st.integers(min_value=0), how=st.sampled_from(
+    ["genuine", "bit in signature", "bit in data", "other key", "random signature", "short", "long"]))
+def test_the_libsodium_check_gives_openssls_verdict(data: bytes, flip: int, how: str) -> None:
+    """Ed25519 is checked by libsodium, signed by cryptography: on genuine signatures, a flipped
+    bit in signature or data, another key's signature, random bytes and wrong lengths, the
+    verdict is OpenSSL's."""
+    signature = KEY.sign(data)
+    if how == "bit in signature":
+        bit = flip % 512
+        signature = bytes(b ^ (1 << (bit % 8)) if i == bit // 8 else b for i, b in enumerate(signature))
+    elif how == "bit in data" and data:
+        bit = flip % (len(data) * 8)
+        data = bytes(b ^ (1 << (bit % 8)) if i == bit // 8 else b for i, b in enumerate(data))
+    elif how == "other key":
+        signature = OTHER.sign(data)
+    elif how == "random signature":
+        signature = hashlib.sha512(flip.to_bytes(16, "big")).digest()
+    elif how == "short":
+        signature = signature[:63]
+    elif how == "long":  # the key's signature over b"\0" + data with that byte appended: libsodium
+        signature = KEY.sign(b"\x00" + data) + b"\x00"  # reads sig + message; a length check refuses
+    expected = _openssl_verdict(KEY, signature, data)
+    assert KEY.public_key.verifies(signature, data) is expected
+    assert expected is (how == "genuine" or (how == "bit in data" and not data))
 
 
 @pytest.mark.parametrize("algorithm", ["ed25519", "ecdsa-p256"])
