@@ -233,6 +233,20 @@ class World:
             "created_at": format_time(when), "owner": "release-manager",
             "mechanism": "feature flag, 5% canary", "max_rollback_minutes": 10, "last_drill": drill})
 
+    def review_request(self, folder: Path) -> Path:
+        """A request that goes to REVIEW: a serving change (with its rollback plan) signed off
+        by the ml-lead only; the release-manager's approval is missing."""
+        classes = ["weights_retrain", "serving_config"]
+        evidence = self.standard_evidence()
+        evidence["rollback-plan"] = self.envelope("release-manager", "rollback-plan", {
+            "created_at": format_time(NOW), "owner": "release-manager", "mechanism": "feature flag",
+            "max_rollback_minutes": 10, "last_drill": NOW.date().isoformat(),
+            "previous": {"version": "1.0.0", "weights_digest": f"sha256:{self.baseline_sha}"}})
+        items = [{"ref": ref, "path": f"{ref}.dsse.json"} for ref in [*evidence, "approval-ml-lead"]]
+        doc = self.request_doc("req-review", classes, items)
+        evidence["approval-ml-lead"] = self.approval("ml-lead", doc, evidence)
+        return self.request(folder, evidence, rid="req-review", change_classes=classes)
+
     def policies_with_rego(self, dest: Path, source: str) -> Path:
         """A copy of the policy repository whose promotion.rego is ``source`` (its unit tests
         removed, since they test the real module)."""

@@ -25,7 +25,7 @@ from slmgate.engine import CompiledPolicy, Ledger, evaluate_promotion, load_bund
 from slmgate.engine.ledger._store import bundle_files, entry_path, files_digest, record_path, request_path
 from slmgate.engine.ledger._verify import GateKeys, verify_ledger
 from slmgate.engine.promote import record_in_ledger, sign_decision_record
-from slmgate.evidence import SigningKey, format_time, sign_envelope
+from slmgate.evidence import SigningKey, sign_envelope
 from slmgate.evidence.errors import InputError
 from tests.conftest import NOW, World
 
@@ -85,16 +85,7 @@ def record_promotions(world: World, ledger: Ledger, requests: list[Path], *, min
 def kit_requests(world: World, root: Path) -> list[Path]:
     good = world.request(root / "approve", world.standard_evidence(), rid="req-approve")
     bad = world.request(root / "deny", world.standard_evidence(stress_accuracy=0.70), rid="req-deny")
-    evidence = world.standard_evidence()
-    evidence["rollback-plan"] = world.envelope("release-manager", "rollback-plan", {
-        "created_at": format_time(NOW), "owner": "release-manager", "mechanism": "feature flag",
-        "max_rollback_minutes": 10, "last_drill": NOW.date().isoformat(),
-        "previous": {"version": "1.0.0", "weights_digest": f"sha256:{world.baseline_sha}"}})
-    items = [{"ref": ref, "path": f"{ref}.dsse.json"} for ref in [*evidence, "approval-ml-lead"]]
-    doc = world.request_doc("req-review", ["weights_retrain", "serving_config"], items)
-    evidence["approval-ml-lead"] = world.approval("ml-lead", doc, evidence)
-    review = world.request(root / "review", evidence, rid="req-review",
-                           change_classes=["weights_retrain", "serving_config"])
+    review = world.review_request(root / "review")
     return [good, bad, review]
 
 

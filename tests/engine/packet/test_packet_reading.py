@@ -19,8 +19,8 @@ from slmgate.engine.packet._content import packet_attachments, packet_content
 from slmgate.engine.packet._render import render_packet
 from slmgate.engine.packet._wording import reader_text
 from slmgate.engine.promote import sign_decision_record
-from slmgate.evidence import canonical_json, format_time
-from tests.conftest import NOW, World
+from slmgate.evidence import canonical_json
+from tests.conftest import World
 from tests.engine.packet.test_packet_verify import AT
 
 OUTCOMES = ("approve", "deny", "review", "tampered")
@@ -49,17 +49,7 @@ def _request(world: World, folder: Path, outcome: str) -> Path:
         return world.request(folder, world.standard_evidence(stress_accuracy=0.70))
     if outcome == "tampered":
         return world.request(folder, _tampered(world.standard_evidence()))
-    # review: a serving change signed by the ml-lead only; the release-manager is missing
-    classes = ["weights_retrain", "serving_config"]
-    evidence = world.standard_evidence()
-    evidence["rollback-plan"] = world.envelope("release-manager", "rollback-plan", {
-        "created_at": format_time(NOW), "owner": "release-manager", "mechanism": "feature flag",
-        "max_rollback_minutes": 10, "last_drill": NOW.date().isoformat(),
-        "previous": {"version": "1.0.0", "weights_digest": f"sha256:{world.baseline_sha}"}})
-    items = [{"ref": ref, "path": f"{ref}.dsse.json"} for ref in [*evidence, "approval-ml-lead"]]
-    doc = world.request_doc("req-review", classes, items)
-    evidence["approval-ml-lead"] = world.approval("ml-lead", doc, evidence)
-    return world.request(folder, evidence, rid="req-review", change_classes=classes)
+    return world.review_request(folder)  # a serving change the ml-lead alone signed off
 
 
 @pytest.fixture(scope="module")

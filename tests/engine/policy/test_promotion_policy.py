@@ -109,14 +109,21 @@ def _family(rule_id: str) -> str:
                 if rule_id == f or rule_id.startswith(f + "."))
 
 
-def test_every_check_explains_itself_in_its_own_words(bundle: PolicyBundle,
-                                                      base_facts: dict[str, Any]) -> None:
+def _failing(base_facts: dict[str, Any]) -> dict[str, Any]:
+    """Facts that fail the checks the scenarios leave passing: no evidence present, one envelope
+    refused, undeclared training data, a region outside residency."""
     failing = copy.deepcopy(base_facts)
     failing["evidence"]["present"] = []
     failing["evidence"]["rejected"] = [{"ref": "e", "step": "signature", "reason": "x"}]
     failing["request"]["training_data"] = [{"dataset": "scraped", "oldest_record": "2026-01-01",
                                             "age_days": 1}]
     failing["request"]["deployment"]["regions"] = ["us"]
+    return failing
+
+
+def test_every_check_explains_itself_in_its_own_words(bundle: PolicyBundle,
+                                                      base_facts: dict[str, Any]) -> None:
+    failing = _failing(base_facts)
     seen = set()
     for facts in [*_scenarios(base_facts), failing]:
         for c in _decide(bundle, facts)["checks"]:
@@ -287,12 +294,7 @@ def test_the_completeness_net_expects_every_kind_of_check(bundle: PolicyBundle) 
 def test_every_check_explains_itself(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
     """Each check and finding carries a message and the facts and data it used, whether it
     passed or failed (a deleted ``msg``/``explain`` line must not go unnoticed)."""
-    failing = copy.deepcopy(base_facts)
-    failing["evidence"]["present"] = []
-    failing["evidence"]["rejected"] = [{"ref": "e", "step": "signature", "reason": "x"}]
-    failing["request"]["training_data"] = [{"dataset": "scraped", "oldest_record": "2026-01-01",
-                                            "age_days": 1}]
-    failing["request"]["deployment"]["regions"] = ["us"]
+    failing = _failing(base_facts)
     for facts in [*_scenarios(base_facts), failing]:
         decision = _decide(bundle, facts)
         for c in [*decision["checks"], *decision["findings"]]:
