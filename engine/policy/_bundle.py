@@ -603,7 +603,9 @@ def load_bundle(root: Path, *, with_keys: bool = True) -> PolicyBundle:
                          advice="pass the directory holding charter.yaml, tiers.yaml, ...")
     rego_dir = root / "rego"
     rego_files = sorted(rego_dir.glob("*.rego")) if rego_dir.is_dir() else []
-    found = _cache_key(root, rego_files) if with_keys and rego_files else None
+    # The key reads and hashes every file and the validating code: only worth it with a cache.
+    caching = with_keys and bool(rego_files) and _bundle_cache.cache_dir() is not None
+    found = _cache_key(root, rego_files) if caching else None
     if found is not None:
         bundle = _cached(root, *found, rego_files)
         if bundle is not None:
