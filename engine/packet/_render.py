@@ -31,8 +31,12 @@ from urllib.request import url2pathname
 
 import jinja2
 import weasyprint
+from pypdf import PdfReader
+from weasyprint.pdf.anchors import write_pdf_attachment
 from weasyprint.urls import FatalURLFetchingError, URLFetcher, URLFetcherResponse
 
+from slmgate.engine.packet._files import SEAL_NAME
+from slmgate.engine.packet._pages import page_digests
 from slmgate.engine.packet._view import PacketError, packet_view
 
 __all__ = ["Attachment", "PacketError", "TemplateFetcher", "render_document", "render_html", "render_packet"]
@@ -222,12 +226,6 @@ def _attach_seal(pdf: Any, seal: Callable[[Sequence[str]], bytes], created: date
     ``current_position``, ``xref_position``; pydyf is pinned in constraints.txt) and on
     WeasyPrint's own attachment writer; the render tests verify every sealed packet against its
     seal, so a change in either shows as a failing test, never as a wrong seal."""
-    from pypdf import PdfReader
-    from weasyprint.pdf.anchors import write_pdf_attachment
-
-    from slmgate.engine.packet._files import SEAL_NAME
-    from slmgate.engine.packet._pages import page_digests
-
     count = len(pdf.objects)
     trial = io.BytesIO()
     pdf.write(trial, b"1.7", False, True)

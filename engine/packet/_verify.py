@@ -39,6 +39,8 @@ from slmgate.engine.packet._files import (
     bundle_files,
     evidence_name,
 )
+from slmgate.engine.packet._pages import first_differing_page, page_digests
+from slmgate.engine.packet._seal import SealRefused, read_seal
 from slmgate.engine.policy._bundle import PolicyBundle, bundle_digest, load_bundle, load_trust_policy
 from slmgate.engine.policy._engines import embedded_engine
 from slmgate.engine.policy._evaluate import PromotionResult, evaluate_promotion
@@ -365,9 +367,6 @@ def _pages(reader: PdfReader, seal_raw: bytes | None, record: RecordedDecision,
            request: PromotionRequest, result: PromotionResult, bundle: PolicyBundle, tmp: Path,
            rerender: bool) -> str:
     """Step 7: compare page by page with the gate's seal and/or a re-render of what the record binds."""
-    from slmgate.engine.packet._pages import page_digests
-    from slmgate.engine.packet._seal import SealRefused, read_seal
-
     actual = page_digests(reader)
     said = []
     if seal_raw is not None:
@@ -389,8 +388,6 @@ def _pages(reader: PdfReader, seal_raw: bytes | None, record: RecordedDecision,
 
 
 def _same_pages(expected: list[str] | tuple[str, ...], actual: list[str], source: str, why: str) -> None:
-    from slmgate.engine.packet._pages import first_differing_page
-
     page = first_differing_page(expected, actual)
     if page is not None:
         what = ("is missing" if page > len(actual) else "is extra" if page > len(expected)
