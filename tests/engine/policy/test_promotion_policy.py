@@ -28,7 +28,7 @@ PROBE = """package slmgate.probe
 
 import rego.v1
 
-result := {"satisfied": [id | some id in data.slmgate.promotion.satisfied]}
+result := {"unpassed": [c.rule_id | some c in data.slmgate.promotion.unpassed]}
 """
 
 
@@ -229,19 +229,19 @@ def test_only_a_baseline_that_positively_matches_passes(bundle: PolicyBundle, ba
     assert _blocking(decision) == {"evidence.eval.baseline"}
 
 
-# ------------------------------------------------------------------ satisfied means passed
+# ------------------------------------------------------------------ only `passed: true` passes
 
 
-def test_a_failed_check_is_never_counted_as_satisfied(bundle: PolicyBundle,
-                                                      base_facts: dict[str, Any]) -> None:
-    """``approve`` needs every check in ``satisfied``; a failed check must stay out of it even
-    when its finding is somehow lost."""
+def test_a_failed_check_is_never_counted_as_passed(bundle: PolicyBundle,
+                                                   base_facts: dict[str, Any]) -> None:
+    """``approve`` needs every check outside ``unpassed`` or waived; a failed check must stay in
+    it even when its finding is somehow lost."""
     facts = _facts(base_facts)
     facts["evidence"]["serving"]["latency_ms_p95"] = 80
     probe = replace(bundle, rego_modules={**bundle.rego_modules, "probe.rego": PROBE})
     result = RegorusPolicy(probe, rule="data.slmgate.probe.result").evaluate(facts)
-    assert "slo.latency_ms_p95.max" not in result["satisfied"]
-    assert "gate.stress.accuracy.min" in result["satisfied"]
+    assert "slo.latency_ms_p95.max" in result["unpassed"]
+    assert "gate.stress.accuracy.min" not in result["unpassed"]
 
 
 # ------------------------------------------------------------------ the completeness net
@@ -281,14 +281,32 @@ def _scenarios(base: dict[str, Any]) -> list[dict[str, Any]]:
     return [full, odd]
 
 
+def _unreported(base: dict[str, Any]) -> dict[str, Any]:
+    """Facts under which the checks of what is missing answer: a metric the eval did not
+    report, an SLO no serving-config measured, a subprocessor subprocessors.yaml lacks."""
+    facts = copy.deepcopy(base)
+    del facts["evidence"]["eval"]["layers"]["stress"]["accuracy"]
+    del facts["evidence"]["serving"]["latency_ms_p95"]
+    facts["request"]["deployment"]["subprocessors"] = ["unknown-cloud"]
+    return facts
+
+
+def _rule_text(source: str, head: str) -> list[str]:
+    lines = source.splitlines()
+    return ["\n".join(lines[a:b + 1]) for a, b in _rules(source, head)]
+
+
 def test_the_completeness_net_expects_every_kind_of_check(bundle: PolicyBundle) -> None:
     """One ``expected_checks`` rule per family of domain check, so none can vanish unnoticed."""
     source = bundle.rego_modules["promotion.rego"]
-    families = {re.sub(r"\.%s.*|\".*", "", m) for m in re.findall(
-        r'^domain_checks contains check\((?:sprintf\()?"([\w.%-]+)"', source, re.M)}
-    expected = "\n".join(source.splitlines()[a] for a, _ in _rules(source, "expected_checks contains"))
+    checks = _rule_text(source, "domain_checks contains")
+    ids = [re.search(r'^domain_checks contains \{"rule_id": "([\w.-]+)"|\bid := sprintf\("([\w.%-]+)"',
+                     rule, re.M) for rule in checks]
+    assert len(checks) >= 12 and all(ids), "a check rule names no rule id: has the layout changed?"
+    families = {re.sub(r"\.%s.*", "", m.group(1) or m.group(2)) for m in ids if m}
+    expected = "\n".join(_rule_text(source, "expected_checks contains"))
     for family in families:
-        assert family in expected, f"no expected_checks rule for {family}"
+        assert f'"{family}' in expected, f"no expected_checks rule for {family}"
 
 
 def test_every_check_explains_itself(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
@@ -516,14 +534,20 @@ def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
     source = bundle.rego_modules["promotion.rego"]
     rules = _rules(source, "domain_checks contains")
     assert len(rules) >= 12, "the rule heads were not found: has promotion.rego changed its layout?"
+    # An SLO with a minimum too (the bundle has maximums only), measured in the full scenario
+    data = copy.deepcopy(bundle.data)
+    data["gates"]["serving"]["tokens_per_second"] = {"min": 10}
     scenarios = _scenarios(base_facts)
+    scenarios[0]["evidence"]["serving"]["tokens_per_second"] = 40
+    scenarios.append(_unreported(base_facts))
     for facts in scenarios:  # with every rule present, the net holds and nothing is missing
-        assert "policy.complete" not in _blocking(_decide(bundle, facts))
-    assert _decide(bundle, scenarios[0])["outcome"] == "approve"
+        assert "policy.complete" not in _blocking(_decide(bundle, facts, data))
+    assert _decide(bundle, scenarios[0], data)["outcome"] == "approve"
     missed = []
     for first, last in rules:
         rego = {**bundle.rego_modules, "promotion.rego": _without_lines(source, first, last)}
-        caught = [("policy.complete" in _blocking(_decide(bundle, facts, rego=rego))) for facts in scenarios]
+        caught = [("policy.complete" in _blocking(_decide(bundle, facts, data, rego=rego)))
+                  for facts in scenarios]
         if not any(caught):
             missed.append(source.splitlines()[first])
     assert not missed, f"deleting these rules went unnoticed by policy.complete: {missed}"

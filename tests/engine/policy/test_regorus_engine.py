@@ -53,8 +53,8 @@ known contains ranks[c].rank if some c in input.classes
 
 @pytest.mark.xfail(strict=True, reason="regorus (as pinned) drops the whole partial set when the head "
                    "is undefined for one element; OPA and regopy skip that element only. promotion.rego "
-                   "does not depend on it (`tier` first requires no unknown change class), but a rule "
-                   "that did would decide differently on regorus")
+                   "does not depend on it (its rule heads hold only variables their bodies bind), "
+                   "but a rule that did would decide differently on regorus")
 def test_a_partial_set_keeps_its_elements_whose_head_is_defined() -> None:
     engine = _regorus().Engine()
     engine.add_policy("p.rego", _PARTIAL_SET)
