@@ -32,8 +32,9 @@ import data.slmgate.tiers
 # ---------------------------------------------------------------- tier
 
 unknown_change_classes contains c if {
+	classes := tiers.change_classes
 	some c in input.request.change_classes
-	not tiers.change_classes[c]
+	not classes[c]
 }
 
 # The heaviest tier among the change classes; undefined when a class is unknown or none given.
@@ -52,8 +53,9 @@ required_evidence := tiers.tiers[tier].requires_evidence
 required_approvals := tiers.tiers[tier].approvals
 
 retrains if {
+	classes := tiers.change_classes
 	some c in input.request.change_classes
-	tiers.change_classes[c].retrains == true
+	classes[c].retrains == true
 }
 
 deployment := object.get(input.request, "deployment", {})
@@ -231,8 +233,15 @@ domain_checks contains {"rule_id": id, "passed": passed, "message": msg, "eviden
 
 # ---------------------------------------------------------------- residency and purpose
 
-# The data classes the served purpose involves (none for an undeclared purpose).
+# The data classes the served purpose involves (none for an undeclared purpose), and where the
+# charter lets each of them be processed.
 classes_involved := object.get(purposes.purposes, [object.get(deployment, "purpose", ""), "data_classes"], [])
+
+classes_residency := {c: r |
+	data_classes := charter.data_classes
+	some c in classes_involved
+	r := data_classes[c].residency
+}
 
 domain_checks contains {"rule_id": "purpose.serving", "passed": passed, "message": msg, "evidence_ref": "request", "explain": explain} if {
 	purpose := object.get(deployment, "purpose", "")
@@ -251,11 +260,12 @@ domain_checks contains {"rule_id": "purpose.serving", "passed": false, "message"
 
 domain_checks contains {"rule_id": id, "passed": passed, "message": msg, "evidence_ref": "request", "explain": explain} if {
 	classes := classes_involved
+	residency := classes_residency
 	some region in object.get(deployment, "regions", [])
-	outside := [c | some c in classes; not region in charter.data_classes[c].residency]
+	outside := [c | some c in classes; not region in residency[c]]
 	passed := count(outside) == 0
 	msg := {"format": "serving in %s; data classes whose residency excludes it: %v", "args": [region, outside]}
-	explain := {"facts": {"region": region, "data_classes": classes}, "data": {"residency": {c: r | some c in classes; r := charter.data_classes[c].residency}}}
+	explain := {"facts": {"region": region, "data_classes": classes}, "data": {"residency": residency}}
 	id := sprintf("residency.region.%s", [region])
 }
 
@@ -275,10 +285,12 @@ domain_checks contains {"rule_id": id, "passed": false, "message": msg, "evidenc
 
 domain_checks contains {"rule_id": id, "passed": passed, "message": msg, "evidence_ref": "request", "explain": explain} if {
 	classes := classes_involved
+	residency := classes_residency
+	declared := subprocessors.subprocessors
 	some name in object.get(deployment, "subprocessors", [])
-	sp := subprocessors.subprocessors[name]
+	sp := declared[name]
 	untouched := [c | some c in classes; not c in sp.data_classes]
-	unsafe := [r | some r in sp.regions; some c in classes; not r in charter.data_classes[c].residency; not sp.transfer_safeguard]
+	unsafe := [r | some r in sp.regions; some c in classes; not r in residency[c]; not sp.transfer_safeguard]
 	problems := array.concat(
 		[{"format": "not declared for data classes %v", "args": [untouched]} | count(untouched) > 0],
 		[{"format": "processes in %v outside residency without a transfer safeguard", "args": [unsafe]} | count(unsafe) > 0],
