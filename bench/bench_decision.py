@@ -4,6 +4,7 @@
 plus the hardened request loader and the whole `slmgate promote` process.
 
     .venv/bin/python bench/bench_decision.py [--iterations 2000] [--process-runs 10]
+                                             [--policy-from COMMIT] [--skip-process]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -37,7 +39,16 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
             "mean_ms": statistics.fmean(samples) * 1e3}
 
 
-def bench_engines(iterations: int) -> dict[str, dict[str, float]]:
+def _policy_at(commit: str) -> str:
+    """promotion.rego as it was at ``commit``."""
+    return subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:policies/rego/promotion.rego"],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def bench_engines(iterations: int, policy_from: str | None = None,
+                  rounds: int = 5) -> dict[str, dict[str, float]]:
+    """p50/p95/mean per engine over the decision cases, the engines taking turns in ``rounds``
+    (a machine whose speed drifts slows them alike)."""
     bundle = load_bundle(ROOT / "policies", with_keys=False)
     doc = yaml.safe_load((ROOT / "policies" / "tests" / "promotion.yaml").read_text())
     facts = [_apply(doc["base"], c, "x") for c in doc["cases"]]
@@ -54,22 +65,26 @@ def bench_engines(iterations: int) -> dict[str, dict[str, float]]:
         return json.loads(str(interp.query("x = data.slmgate.promotion.decision")))["bindings"]["x"]
 
     regorus = RegorusPolicy(bundle)
+    engines = [("regorus (default)", regorus.evaluate),
+               ("regopy, compiled bundle", compiled.evaluate),
+               ("regopy, Interpreter.query()", via_query)]
+    if policy_from:
+        earlier = RegorusPolicy(replace(bundle, rego_modules={**bundle.rego_modules,
+                                                              "promotion.rego": _policy_at(policy_from)}))
+        engines.insert(1, (f"regorus, promotion.rego at {policy_from}", earlier.evaluate))
     for f in facts:  # same answers before timing anything
         same = checked_policy_output(compiled.evaluate(f))
-        assert same == checked_policy_output(via_query(f)) == checked_policy_output(regorus.evaluate(f))
-    results = {}
-    engines = (("regorus (default)", regorus.evaluate),
-               ("regopy, compiled bundle", compiled.evaluate),
-               ("regopy, Interpreter.query()", via_query))
-    for label, fn in engines:
-        samples = []
-        for i in range(iterations):
-            f = facts[i % len(facts)]
-            t0 = time.perf_counter()
-            fn(f)
-            samples.append(time.perf_counter() - t0)
-        results[label] = _percentiles(samples)
-    return results
+        for _, fn in engines:
+            assert checked_policy_output(fn(f)) == same
+    samples: dict[str, list[float]] = {label: [] for label, _ in engines}
+    for _ in range(rounds):
+        for label, fn in engines:
+            for i in range(iterations // rounds):
+                f = facts[i % len(facts)]
+                t0 = time.perf_counter()
+                fn(f)
+                samples[label].append(time.perf_counter() - t0)
+    return {label: _percentiles(s) for label, s in samples.items()}
 
 
 def bench_process(runs: int, engine: str = "regorus", cache: bool = True) -> dict[str, float]:
@@ -165,17 +180,27 @@ def main() -> None:
                         help="a ledger (e.g. built by bench_whatif.py --out) to time what-if's loop on")
     parser.add_argument("--whatif-policies", type=Path, default=None, metavar="DIR")
     parser.add_argument("--whatif-decisions", type=int, default=1000)
+    parser.add_argument("--policy-from", metavar="COMMIT", default=None,
+                        help="also time promotion.rego as it was at COMMIT, on regorus")
+    parser.add_argument("--skip-process", action="store_true",
+                        help="do not time the whole `slmgate promote` process")
     args = parser.parse_args()
     loading = bench_request_loading(max(50, args.iterations // 4))
     print(f"request loading: hardened {loading['hardened']:.3f} ms, naive json.loads + read_bytes "
           f"{loading['naive']:.3f} ms ({loading['hardened'] / loading['naive']:.2f}x)")
-    engines = bench_engines(args.iterations)
+    engines = bench_engines(args.iterations, args.policy_from)
     for label, r in engines.items():
         print(f"{label:<32} p50 {r['p50_ms']:.3f} ms  p95 {r['p95_ms']:.3f} ms  mean {r['mean_ms']:.3f} ms")
-    fast, compiled, query = engines.values()
+    fast, compiled, query = (engines[k] for k in ("regorus (default)", "regopy, compiled bundle",
+                                                  "regopy, Interpreter.query()"))
+    if args.policy_from:
+        earlier = engines[f"regorus, promotion.rego at {args.policy_from}"]
+        print(f"today's promotion.rego over the one at {args.policy_from}, on regorus: "
+              f"{earlier['p50_ms'] / fast['p50_ms']:.2f}x (p50)")
     print(f"regorus over regopy's compiled bundle: {compiled['p50_ms'] / fast['p50_ms']:.1f}x (p50); "
           f"compiled bundle over query(): {query['p50_ms'] / compiled['p50_ms']:.1f}x")
-    for engine, cache in (("regorus", True), ("regorus", False), ("regopy", True)):
+    for engine, cache in () if args.skip_process else (("regorus", True), ("regorus", False),
+                                                        ("regopy", True)):
         proc = bench_process(args.process_runs, engine, cache)
         print(f"slmgate promote --engine {engine}, bundle cache {'on' if cache else 'off'}, whole process "
               f"({args.process_runs} runs): p50 {proc['p50_s']:.3f} s (min {proc['min_s']:.3f}, "
