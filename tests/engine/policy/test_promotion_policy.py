@@ -229,6 +229,44 @@ def test_only_a_baseline_that_positively_matches_passes(bundle: PolicyBundle, ba
     assert _blocking(decision) == {"evidence.eval.baseline"}
 
 
+# ------------------------------------------------------------------ one check per rule id
+
+
+def test_every_decision_case_checks_each_rule_id_once(session_world: World, bundle: PolicyBundle,
+                                                      base_facts: dict[str, Any]) -> None:
+    """A check answers once: two definitions both answering for one id (a value a bound reads
+    while its `not reported` twin answers too) would show as two checks of one rule."""
+    from slmgate.engine.policy._policytest import _apply
+
+    doc = yaml.safe_load((session_world.policies / "tests" / "promotion.yaml").read_text())
+    data = copy.deepcopy(bundle.data)
+    data["gates"]["serving"]["tokens_per_second"] = {"min": 10}  # a minimum SLO too
+    for case in [*doc["cases"], {"name": "no serving measurement", "remove": ["/evidence/serving"]}]:
+        for variant in (None, data):
+            decision = _decide(bundle, _apply(base_facts, case, "promotion.yaml"), variant)
+            ids = [c["rule_id"] for c in decision["checks"]]
+            assert len(ids) == len(set(ids)), (case["name"], sorted(i for i in ids if ids.count(i) > 1))
+
+
+def test_no_rollback_plan_is_one_problem_not_two(bundle: PolicyBundle, base_facts: dict[str, Any]) -> None:
+    facts = _signoff(base_facts, ["serving_config"], [("ml-lead", "ada"), ("release-manager", "grace")])
+    facts["evidence"]["present"].remove("rollback-plan")
+    facts["evidence"].pop("rollback", None)
+    decision = _decide(bundle, facts)
+    [finding] = [f for f in decision["findings"] if f["rule_id"] == "rollback.plan"]
+    assert finding["message"] == 'rollback plan: ["no verified rollback-plan"]'
+
+
+def test_the_residency_explained_is_that_of_the_classes_served(bundle: PolicyBundle,
+                                                               base_facts: dict[str, Any]) -> None:
+    decision = _decide(bundle, _facts(base_facts))
+    purpose = base_facts["request"]["deployment"]["purpose"]
+    served = bundle.data["purposes"]["purposes"][purpose]["data_classes"]
+    assert set(served) < set(bundle.data["charter"]["data_classes"])  # the charter has others
+    [check] = [c for c in decision["checks"] if c["rule_id"].startswith("residency.region.")]
+    assert set(check["explain"]["data"]["residency"]) == set(served)
+
+
 # ------------------------------------------------------------------ only `passed: true` passes
 
 
