@@ -18,8 +18,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from slmgate.engine.ledger._diff import diff_keyed
 from slmgate.engine.ledger._history import LedgerHistory, RecordedDecision
-from slmgate.engine.ledger._replay import diff_decisions, evaluate_recorded
+from slmgate.engine.ledger._replay import evaluate_recorded
 from slmgate.engine.ledger._verify_cache import CachedVerifier
 from slmgate.engine.policy._bundle import PolicyBundle, load_bundle
 from slmgate.engine.policy._engines import embedded_engine
@@ -76,9 +77,10 @@ def compare(recorded: RecordedDecision, new: dict[str, Any] | None) -> WhatIfIte
     added = tuple(f for rule, f in sorted(after.items()) if before.get(rule) != f)
     removed = tuple(f for rule, f in sorted(before.items()) if rule not in after)
     moved = {f["rule_id"] for f in (*added, *removed)}
+    # Only findings and checks name rules: the rest of the decision is not compared.
     changed = tuple(sorted(
         {d.where.split("[", 1)[1].split("@")[0].rstrip("]")
-         for d in diff_decisions(old, new) if d.where.startswith(("findings[", "checks["))} - moved))
+         for name in ("findings", "checks") for d in diff_keyed(old, new, name)} - moved))
     return WhatIfItem(**base, new=str(new.get("outcome")), added=added, removed=removed,
                       findings_changed=bool(changed or moved), changed=changed)
 
@@ -90,7 +92,10 @@ def _weights_refused(decision: dict[str, Any]) -> bool:
 def evaluate_entries(history: LedgerHistory, entries: Sequence[str], bundle: PolicyBundle,
                      policy: DecisionEngine, verifier: CachedVerifier) -> list[WhatIfItem]:
     items = []
-    for recorded in history.load_many(entries):
+    records = history.load_many(entries)
+    records.reverse()
+    while records:  # each record let go once compared: a chunk's parsed decisions never pile up
+        recorded = records.pop()
         if _weights_refused(recorded.decision):
             items.append(compare(recorded, None))
             continue

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from slmgate.engine import CompiledPolicy, Ledger, evaluate_promotion, load_bundle, load_request
+from slmgate.engine.ledger._diff import diff_decisions, diff_keyed
 from slmgate.engine.ledger._verify_cache import CachedVerifier
 from slmgate.engine.ledger._whatif import what_if
 from slmgate.engine.promote import record_in_ledger, sign_decision_record
@@ -133,3 +134,23 @@ def test_cached_verification_equals_verify_envelope_at_every_time(world: World, 
 def world_trust(world: World) -> TrustPolicy:
     return load_bundle(world.policies).trust
 
+
+
+def test_keyed_differences_are_diff_decisions_list_by_list() -> None:
+    """What-if compares only findings and checks (``diff_keyed``): the same differences, with
+    the same names, as the whole comparison lists for them."""
+    old = {"outcome": "deny",
+           "findings": [{"rule_id": "a", "evidence_ref": "x", "message": "m"}],
+           "checks": [{"rule_id": "a", "passed": False}, {"rule_id": "b", "passed": True}],
+           "evidence": [{"ref": "x", "verified": True}]}
+    new = json.loads(json.dumps(old))
+    for name in ("findings", "checks", "evidence"):
+        assert diff_keyed(old, new, name) == []
+    new["outcome"] = "approve"
+    new["findings"] = []
+    new["checks"][1]["passed"] = False
+    new["evidence"].append({"ref": "y", "verified": False})
+    whole = diff_decisions(old, new)
+    for name in ("findings", "checks", "evidence"):
+        keyed = diff_keyed(old, new, name)
+        assert keyed and keyed == [d for d in whole if d.where.startswith(f"{name}[")]
