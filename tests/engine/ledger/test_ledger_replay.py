@@ -136,6 +136,24 @@ def world_trust(world: World) -> TrustPolicy:
 
 
 
+def test_cached_verification_tells_envelopes_one_byte_apart(world: World) -> None:
+    """The cache is keyed by the envelope's bytes: one byte of a signature changed is another
+    envelope, refused, before and after the good one is cached."""
+    raw = world.standard_evidence()["eval-result"]
+    at = raw.index(b'"sig": "') + 20
+    tampered = raw[:at] + (b"B" if raw[at:at + 1] != b"B" else b"C") + raw[at + 1:]
+    cached, trust = CachedVerifier(), world_trust(world)
+    for each in (tampered, raw, tampered, raw):
+        if each == raw:
+            assert cached(each, trust, subject_sha256=world.candidate_sha, now=NOW, ref="e").ref == "e"
+        else:
+            with pytest.raises(EvidenceInvalid):
+                cached(each, trust, subject_sha256=world.candidate_sha, now=NOW, ref="e")
+    assert (cached.stats.misses, cached.stats.hits) == (2, 2)
+    # the ref is the caller's, whatever ref the cached result was verified under
+    assert cached(raw, trust, subject_sha256=world.candidate_sha, now=NOW, ref="other").ref == "other"
+
+
 def test_keyed_differences_are_diff_decisions_list_by_list() -> None:
     """What-if compares only findings and checks (``diff_keyed``): the same differences, with
     the same names, as the whole comparison lists for them."""
