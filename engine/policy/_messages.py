@@ -45,6 +45,11 @@ def _number(value: int | float) -> str:
 
 def _rego(value: Any) -> str:
     """A value in Rego syntax, as OPA's ``%v`` prints a non-string argument."""
+    kind = type(value)  # JSON's own types first; anything else by the checks below
+    if kind is str:
+        return _quoted(value)
+    if kind is list:
+        return "[" + ", ".join(map(_rego, value)) + "]"
     if is_message(value):
         return json.dumps(render_message(value), ensure_ascii=False)
     if value is None:
