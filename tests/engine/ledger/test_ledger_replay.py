@@ -4,6 +4,7 @@ kept; verification reused across decisions without changing a single result."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from datetime import timedelta
@@ -103,6 +104,15 @@ def test_what_if_in_worker_processes_agrees_with_one_process(ledger_kit: LedgerK
     many = what_if(ledger_kit.ledger, policies, jobs=2, chunk_size=1)  # two workers really run
     assert many.jobs == 2
     assert [i.to_json() for i in many.items] == [i.to_json() for i in one.items]
+
+
+def test_what_if_runs_one_worker_per_cpu_unless_told(ledger_kit: LedgerKit,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    policies = ledger_kit.world.policies
+    assert what_if(ledger_kit.ledger, policies, chunk_size=1).jobs == 2
+    assert what_if(ledger_kit.ledger, policies, chunk_size=1, jobs=1).jobs == 1
+    assert what_if(ledger_kit.ledger, policies).jobs == 1  # one chunk: no worker is worth starting
 
 
 # ------------------------------------------------------------------------------ verification reuse
