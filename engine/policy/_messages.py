@@ -124,10 +124,16 @@ def render_message(message: Any) -> str:
         out = [texts[0]]
         for i, value in enumerate(args):
             kind, verb = type(value), verbs[i]
-            if kind is str and (verb == "s" or verb == "v"):
+            if verb != "s" and verb != "v":
+                out.append(_argument(verb, value))
+            elif kind is str:
                 out.append(value)
-            elif kind is float and (verb == "s" or verb == "v") and not value.is_integer():
-                out.append(repr(value))  # what _number prints for it, without the checks
+            elif kind is float:  # what _number prints, its checks in one
+                out.append(str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value))
+            elif kind is int:
+                out.append(str(value))
+            elif kind is list:
+                out.append(_rego(value))
             else:
                 out.append(_argument(verb, value))
             out.append(texts[i + 1])
