@@ -130,7 +130,7 @@ def verify_request_evidence(
         verified.append(ev)
     kept, ambiguous = split_duplicates(verified)
     kept, unbound = bind_data_cards(kept)
-    results.extend(VerificationResult.passed(ev) for ev in kept)
+    results.extend(ev.result for ev in kept)
     results.extend(ambiguous)
     results.extend(unbound)
     order = {e.ref: i for i, e in enumerate(request.evidence)}
