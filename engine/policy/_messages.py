@@ -114,8 +114,8 @@ def _argument(verb: str, value: Any) -> str:
 
 def render_message(message: Any) -> str:
     """The text of one message: a string as it is, a ``fmt`` object formatted (module doc)."""
-    if type(message) is str:
-        return message  # type: ignore[no-any-return]
+    if isinstance(message, str):
+        return message
     if not is_message(message):
         return _rego(message)
     args = message["args"]
