@@ -121,7 +121,8 @@ _READ_MAX, _READ_ENTRIES = 64 << 10, 1024
 def _read_envelope(raw: bytes) -> tuple[str | None, str | None]:
     """Why ``raw`` is not a DSSE envelope (``None`` when it is one), and the predicateType its
     statement claims (``claimed_predicate_type``)."""
-    known = _READ.get(raw)
+    memo = type(raw) is bytes and len(raw) <= _READ_MAX  # only immutable bytes are a key
+    known = _READ.get(raw) if memo else None
     if known is not None:
         return known
     try:
@@ -134,7 +135,7 @@ def _read_envelope(raw: bytes) -> tuple[str | None, str | None]:
         statement = None
     ptype = statement.get("predicateType") if isinstance(statement, dict) else None
     reading = (None, ptype if isinstance(ptype, str) else None)
-    if len(raw) <= _READ_MAX:
+    if memo:
         if len(_READ) >= _READ_ENTRIES:
             _READ.clear()
         _READ[raw] = reading
