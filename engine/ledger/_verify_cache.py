@@ -67,7 +67,7 @@ class CachedVerifier:
         subject = subject_sha256.lower() if subject_sha256 is not None else "(unbound)"
         # Keyed by the envelope's bytes themselves: a lookup compares them whole (hashing them
         # once per bytes object), where a digest would hash them again at every lookup.
-        key = (raw, self._trust_digest(trust), subject)
+        key = (raw if type(raw) is bytes else bytes(raw), self._trust_digest(trust), subject)
         found = self._cache.get(key)
         if found is None:
             self.stats.misses += 1
