@@ -203,11 +203,12 @@ def replay(decision_id: str, ledger_dir: Path, fmt: str) -> None:
 @ledger.command("what-if")
 @LEDGER
 @POLICIES
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes (each compiles the bundle once).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes, each compiling the bundle once  [default: one per CPU; "
+                   "a ledger of 200 decisions or fewer is re-evaluated in one process]")
 @FORMAT
 @guarded
-def what_if(ledger_dir: Path, policies: Path, jobs: int, fmt: str) -> None:
+def what_if(ledger_dir: Path, policies: Path, jobs: int | None, fmt: str) -> None:
     """Re-evaluate every recorded promotion under the bundle at --policies, each at its own
     recorded time, and report which decisions flip and by which rules; exit 1 if any flips."""
     from slmgate.engine.ledger._whatif import what_if as run

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Difference", "diff_decisions"]
+__all__ = ["Difference", "diff_decisions", "diff_keyed"]
 
 # Compared as a whole; ``summary`` follows from these, ``policy_revision`` names the policy
 # repository's commit, which a bundle laid out from the ledger does not have.
@@ -51,9 +51,19 @@ def diff_decisions(recorded: dict[str, Any], replayed: dict[str, Any]) -> list[D
     checks and evidence matched by rule id or ref rather than by position."""
     diffs = [Difference(k, recorded.get(k), replayed.get(k))
              for k in _WHOLE if recorded.get(k) != replayed.get(k)]
-    for name, key in _KEYED.items():
-        old = {key(x): x for x in recorded.get(name) or []}
-        new = {key(x): x for x in replayed.get(name) or []}
-        diffs += [Difference(f"{name}[{k}]", old.get(k), new.get(k))
-                  for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    for name in _KEYED:
+        diffs += diff_keyed(recorded, replayed, name)
     return diffs
+
+
+def diff_keyed(recorded: dict[str, Any], replayed: dict[str, Any], name: str) -> list[Difference]:
+    """The disagreements in one list of two decisions, ``findings``, ``checks`` or ``evidence``,
+    its rows matched by rule id or ref (``diff_decisions`` is all of them and the rest)."""
+    rows_old, rows_new = recorded.get(name) or [], replayed.get(name) or []
+    if rows_old == rows_new:  # the common case of a replay, without keying either side
+        return []
+    key = _KEYED[name]
+    old = {key(x): x for x in rows_old}
+    new = {key(x): x for x in rows_new}
+    return [Difference(f"{name}[{k}]", old.get(k), new.get(k))
+            for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]

@@ -271,7 +271,8 @@ class LedgerHistory:
         return loaded
 
     def _blob(self, rel: str) -> str:
-        blob = self._located.get(rel) or self.locate([rel]).get(rel)
+        tree = self.__dict__.get("tree")  # the full listing, once read: a plain lookup
+        blob = tree.get(rel) if tree is not None else self._located.get(rel) or self.locate([rel]).get(rel)
         if blob is None:
             raise LedgerError(f"{rel} is missing from commit {self.commit[:12]}",
                               file=str(self.path), advice="run `slmgate ledger verify`")

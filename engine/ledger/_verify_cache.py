@@ -2,7 +2,7 @@
 
 ``verify_envelope``'s steps 1-10 do not depend on the evaluation time; step 11 (freshness,
 ``check_freshness``) does. ``CachedVerifier`` runs the real ``verify_envelope`` once per
-(envelope sha256, trust digest, subject) at the statement's own issue time — where step 11
+(envelope bytes, trust digest, subject) at the statement's own issue time — where step 11
 cannot fail, so whatever it concludes is time-independent — and then applies step 11 for each
 evaluation time. ``evaluate_promotion(..., verify=CachedVerifier())`` uses it.
 """
@@ -52,7 +52,7 @@ class CachedVerifier:
     """A drop-in for ``verify_envelope`` that reuses steps 1-9 per envelope, trust and subject."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str, str], VerifiedEvidence | EvidenceInvalid] = {}
+        self._cache: dict[tuple[bytes, str, str], VerifiedEvidence | EvidenceInvalid] = {}
         self._trust: dict[int, tuple[TrustPolicy, str]] = {}
         self.stats = CacheStats()
 
@@ -65,7 +65,9 @@ class CachedVerifier:
     def __call__(self, raw: bytes, trust: TrustPolicy, *, subject_sha256: str | None,
                  now: datetime, ref: str = "envelope") -> VerifiedEvidence:
         subject = subject_sha256.lower() if subject_sha256 is not None else "(unbound)"
-        key = (hashlib.sha256(raw).hexdigest(), self._trust_digest(trust), subject)
+        # Keyed by the envelope's bytes themselves: a lookup compares them whole (hashing them
+        # once per bytes object), where a digest would hash them again at every lookup.
+        key = (raw if type(raw) is bytes else bytes(raw), self._trust_digest(trust), subject)
         found = self._cache.get(key)
         if found is None:
             self.stats.misses += 1
@@ -83,4 +85,4 @@ class CachedVerifier:
         if isinstance(found, EvidenceInvalid):
             raise type(found)(found.message, advice=found.advice)
         check_freshness(found.statement, trust, now)
-        return replace(found, ref=ref)
+        return found if found.ref == ref else replace(found, ref=ref)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,20 +103,29 @@ def decision_id(request_digest: str, bundle_digest: str, evaluated_at: str) -> s
     return "dec-" + h.hexdigest()[:20]
 
 
-def _key(row: Any, *names: str) -> tuple[str, ...]:
-    return tuple(str(row.get(n)) if isinstance(row, dict) else str(row) for n in names)
+def _by_rule(row: Any) -> tuple[str, str]:
+    if isinstance(row, dict):
+        return str(row.get("rule_id")), str(row.get("message"))
+    return str(row), str(row)
+
+
+def _by(name: str) -> Callable[[Any], tuple[str]]:
+    return lambda row: (str(row.get(name)) if isinstance(row, dict) else str(row),)
+
+
+_ORDER: tuple[tuple[str, Callable[[Any], tuple[str, ...]]], ...] = (
+    ("checks", _by_rule), ("findings", _by_rule), ("approvals_needed", _by("role")),
+    ("waivers_applied", _by("id")), ("waivers_expired", _by("id")))
 
 
 def engine_neutral(output: dict[str, Any]) -> dict[str, Any]:
     """The policy's output in one form whatever engine made it: messages rendered in Python
     (``_messages``) and every array the policy builds from a set sorted (checks and findings by
-    rule id, approvals by role, waivers by id), as OPA orders sets."""
+    rule id then message, approvals by role, waivers by id), as OPA orders sets."""
     out = render_messages(output)
-    for key, names in (("checks", ("rule_id", "message")), ("findings", ("rule_id", "message")),
-                       ("approvals_needed", ("role",)), ("waivers_applied", ("id",)),
-                       ("waivers_expired", ("id",))):
+    for key, order in _ORDER:
         if isinstance(out.get(key), list):
-            out[key] = sorted(out[key], key=lambda row, n=names: _key(row, *n))  # type: ignore[misc]
+            out[key] = sorted(out[key], key=order)
     return out
 
 

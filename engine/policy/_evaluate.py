@@ -59,12 +59,24 @@ def _bind_weights(request: PromotionRequest) -> VerificationResult | None:
     )
 
 
+# Weights manifests that passed ``_check_manifest``, by their verified statement's bytes (from
+# which the check reads everything): what-if checks one stored manifest for every decision that
+# holds it. Bounded; a manifest that fails is checked again each time.
+_MANIFESTS_PASSED: set[bytes] = set()
+_MANIFESTS_KEPT = 256
+
+
 def _check_manifest(ev: VerifiedEvidence) -> None:
+    if ev.statement.raw in _MANIFESTS_PASSED:
+        return
     manifest = WeightsManifest.from_predicate(ev.statement.subjects[0][0], ev.statement.predicate)
     if not ev.statement.is_about(manifest.root_digest):
         raise ManifestMismatchError(
             f"the manifest's resources hash to {manifest.root_digest[:16]}…, not its subject"
         )
+    if len(_MANIFESTS_PASSED) >= _MANIFESTS_KEPT:
+        _MANIFESTS_PASSED.clear()
+    _MANIFESTS_PASSED.add(ev.statement.raw)
 
 
 class EnvelopeVerifier(Protocol):
@@ -118,7 +130,7 @@ def verify_request_evidence(
         verified.append(ev)
     kept, ambiguous = split_duplicates(verified)
     kept, unbound = bind_data_cards(kept)
-    results.extend(VerificationResult.passed(ev) for ev in kept)
+    results.extend(ev.result for ev in kept)
     results.extend(ambiguous)
     results.extend(unbound)
     order = {e.ref: i for i, e in enumerate(request.evidence)}

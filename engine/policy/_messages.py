@@ -45,6 +45,11 @@ def _number(value: int | float) -> str:
 
 def _rego(value: Any) -> str:
     """A value in Rego syntax, as OPA's ``%v`` prints a non-string argument."""
+    kind = type(value)  # JSON's own types first; anything else by the checks below
+    if kind is str:
+        return _quoted(value)
+    if kind is list:
+        return "[" + ", ".join(map(_rego, value)) + "]"
     if is_message(value):
         return json.dumps(render_message(value), ensure_ascii=False)
     if value is None:
@@ -72,16 +77,39 @@ def _plain(value: Any) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _template(fmt: str) -> tuple[tuple[str, str], ...]:
-    """A format string cut into (literal text before, verb) pairs, the last verb empty: what
-    ``render_message`` walks. The format strings are the policy's own text, so the cache holds
-    what one bundle says, never anything of the facts."""
-    pieces, position = [], 0
+def _template(fmt: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A format string cut into its literal texts and its verbs (``%%`` folded into the text,
+    as it takes no argument): ``texts[i]`` comes before ``verbs[i]``, ``texts[-1]`` after the
+    last. Parsed once per format string: the format strings are the policy's own text, so the
+    cache holds what one bundle says, never anything of the facts."""
+    texts, verbs, text, position = [], [], [], 0
     for match in _VERB.finditer(fmt):
-        pieces.append((fmt[position:match.start()], match.group(1)))
+        text.append(fmt[position:match.start()])
         position = match.end()
-    pieces.append((fmt[position:], ""))
-    return tuple(pieces)
+        if match.group(1) == "%":
+            text.append("%")
+            continue
+        texts.append("".join(text))
+        verbs.append(match.group(1))
+        text = []
+    text.append(fmt[position:])
+    texts.append("".join(text))
+    return tuple(texts), tuple(verbs)
+
+
+def _argument(verb: str, value: Any) -> str:
+    """One argument as ``verb`` prints it."""
+    kind = type(value)
+    if kind is str and (verb == "s" or verb == "v"):  # the common cases first
+        return value  # type: ignore[no-any-return]
+    if (kind is float or kind is int) and (verb == "s" or verb == "v"):
+        return _number(value)
+    if verb == "d" and isinstance(value, int | float) and not isinstance(value, bool) \
+            and float(value).is_integer():
+        return str(int(value))
+    if verb == "q" and isinstance(value, str | dict):
+        return json.dumps(_plain(value), ensure_ascii=False)
+    return _plain(value)
 
 
 def render_message(message: Any) -> str:
@@ -91,34 +119,31 @@ def render_message(message: Any) -> str:
     if not is_message(message):
         return _rego(message)
     args = message["args"]
-    n, used = len(args), 0
-    out: list[str] = []
-    for text, verb in _template(message["format"]):
-        out.append(text)
-        if not verb:
-            break
-        if verb == "%":
-            out.append("%")
-            continue
-        if used == n:
-            out.append(f"%!{verb}(MISSING)")
-            continue
-        value = args[used]
-        used += 1
-        kind = type(value)
-        if verb in "sv" and kind is str:  # the common cases first
-            out.append(value)
-        elif verb in "sv" and (kind is int or kind is float):
-            out.append(_number(value))
-        elif verb == "d" and isinstance(value, int | float) and not isinstance(value, bool) \
-                and float(value).is_integer():
-            out.append(str(int(value)))
-        elif verb == "q" and isinstance(value, str | dict):
-            out.append(json.dumps(_plain(value), ensure_ascii=False))
-        else:
-            out.append(_plain(value))
-    if used < n:
-        out.append("%!(EXTRA " + ", ".join(_rego(a) for a in args[used:]) + ")")
+    texts, verbs = _template(message["format"])
+    if len(verbs) == len(args):  # every verb has its argument: the policy's messages
+        out = [texts[0]]
+        for i, value in enumerate(args):
+            kind, verb = type(value), verbs[i]
+            if verb != "s" and verb != "v":
+                out.append(_argument(verb, value))
+            elif kind is str:
+                out.append(value)
+            elif kind is float:  # what _number prints, its checks in one
+                out.append(str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value))
+            elif kind is int:
+                out.append(str(value))
+            elif kind is list:
+                out.append(_rego(value))
+            else:
+                out.append(_argument(verb, value))
+            out.append(texts[i + 1])
+        return "".join(out)
+    out = [texts[0]]
+    for i, verb in enumerate(verbs):
+        out.append(_argument(verb, args[i]) if i < len(args) else f"%!{verb}(MISSING)")
+        out.append(texts[i + 1])
+    if len(args) > len(verbs):
+        out.append("%!(EXTRA " + ", ".join(_rego(a) for a in args[len(verbs):]) + ")")
     return "".join(out)
 
 

@@ -108,12 +108,38 @@ def claimed_predicate_type(raw: bytes) -> str | None:
     happens before verification (which subject binding it is verified with, what the approval
     digest leaves out); verification decides what counts. ``None`` when the envelope or its
     payload cannot be read, or names no type."""
+    return _read_envelope(raw)[1]
+
+
+# Envelopes already read (``_read_envelope``), by their bytes: what-if reads each stored
+# envelope once for every decision that holds it. Only envelopes of at most _READ_MAX bytes are
+# kept, and never anything that is not one (a file the gate withholds is not kept in memory).
+_READ: dict[bytes, tuple[str | None, str | None]] = {}
+_READ_MAX, _READ_ENTRIES = 64 << 10, 1024
+
+
+def _read_envelope(raw: bytes) -> tuple[str | None, str | None]:
+    """Why ``raw`` is not a DSSE envelope (``None`` when it is one), and the predicateType its
+    statement claims (``claimed_predicate_type``)."""
+    memo = type(raw) is bytes and len(raw) <= _READ_MAX  # only immutable bytes are a key
+    known = _READ.get(raw) if memo else None
+    if known is not None:
+        return known
     try:
-        statement = json.loads(Envelope.from_json(raw).payload)
-    except (EnvelopeFormatError, ValueError, RecursionError):
-        return None
+        payload = Envelope.from_json(raw).payload
+    except EnvelopeFormatError as exc:
+        return exc.message, None
+    try:
+        statement = json.loads(payload)
+    except (ValueError, RecursionError):
+        statement = None
     ptype = statement.get("predicateType") if isinstance(statement, dict) else None
-    return ptype if isinstance(ptype, str) else None
+    reading = (None, ptype if isinstance(ptype, str) else None)
+    if memo:
+        if len(_READ) >= _READ_ENTRIES:
+            _READ.clear()
+        _READ[raw] = reading
+    return reading
 
 
 def approval_digest(doc: dict[str, Any], evidence: dict[str, bytes] | None = None, *,
@@ -171,11 +197,8 @@ def _kept(raw: bytes, *, recorded: bool = False) -> bytes:
     already made by the gate and is kept as it is."""
     if recorded and withheld_reason(raw) is not None:
         return raw
-    try:
-        Envelope.from_json(raw)
-    except EnvelopeFormatError as exc:
-        return withheld(raw, exc.message)
-    return raw
+    refused = _read_envelope(raw)[0]
+    return raw if refused is None else withheld(raw, refused)
 
 
 def _parse(raw: bytes, source: str) -> dict[str, Any]:

@@ -206,6 +206,9 @@ def test_the_verification_result_names_signer_role_and_subject(world: World, tru
     assert result["subject_sha256"] == world.candidate_sha
     assert result["issued_at"] == "2026-11-20T12:00:00Z"
     assert result["verified"] is True and result["kind"] == "eval-result"
+    # made once per verified object, for the ref that object carries
+    assert ev.result is ev.result and ev.result == VerificationResult.passed(ev)
+    assert replace(ev, ref="eval").result.ref == "eval" and ev.result.ref == "envelope"
 
 
 # ------------------------------------------------------------------ defaults

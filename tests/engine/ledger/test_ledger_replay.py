@@ -4,6 +4,7 @@ kept; verification reused across decisions without changing a single result."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import replace
 from datetime import timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from slmgate.engine import CompiledPolicy, Ledger, evaluate_promotion, load_bundle, load_request
+from slmgate.engine.ledger._diff import diff_decisions, diff_keyed
 from slmgate.engine.ledger._verify_cache import CachedVerifier
 from slmgate.engine.ledger._whatif import what_if
 from slmgate.engine.promote import record_in_ledger, sign_decision_record
@@ -104,6 +106,15 @@ def test_what_if_in_worker_processes_agrees_with_one_process(ledger_kit: LedgerK
     assert [i.to_json() for i in many.items] == [i.to_json() for i in one.items]
 
 
+def test_what_if_runs_one_worker_per_cpu_unless_told(ledger_kit: LedgerKit,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    policies = ledger_kit.world.policies
+    assert what_if(ledger_kit.ledger, policies, chunk_size=1).jobs == 2
+    assert what_if(ledger_kit.ledger, policies, chunk_size=1, jobs=1).jobs == 1
+    assert what_if(ledger_kit.ledger, policies).jobs == 1  # one chunk: no worker is worth starting
+
+
 # ------------------------------------------------------------------------------ verification reuse
 
 
@@ -133,3 +144,41 @@ def test_cached_verification_equals_verify_envelope_at_every_time(world: World, 
 def world_trust(world: World) -> TrustPolicy:
     return load_bundle(world.policies).trust
 
+
+
+def test_cached_verification_tells_envelopes_one_byte_apart(world: World) -> None:
+    """The cache is keyed by the envelope's bytes: one byte of a signature changed is another
+    envelope, refused, before and after the good one is cached."""
+    raw = world.standard_evidence()["eval-result"]
+    at = raw.index(b'"sig": "') + 20
+    tampered = raw[:at] + (b"B" if raw[at:at + 1] != b"B" else b"C") + raw[at + 1:]
+    cached, trust = CachedVerifier(), world_trust(world)
+    for each in (tampered, raw, tampered, raw):
+        if each == raw:
+            assert cached(each, trust, subject_sha256=world.candidate_sha, now=NOW, ref="e").ref == "e"
+        else:
+            with pytest.raises(EvidenceInvalid):
+                cached(each, trust, subject_sha256=world.candidate_sha, now=NOW, ref="e")
+    assert (cached.stats.misses, cached.stats.hits) == (2, 2)
+    # the ref is the caller's, whatever ref the cached result was verified under
+    assert cached(raw, trust, subject_sha256=world.candidate_sha, now=NOW, ref="other").ref == "other"
+
+
+def test_keyed_differences_are_diff_decisions_list_by_list() -> None:
+    """What-if compares only findings and checks (``diff_keyed``): the same differences, with
+    the same names, as the whole comparison lists for them."""
+    old = {"outcome": "deny",
+           "findings": [{"rule_id": "a", "evidence_ref": "x", "message": "m"}],
+           "checks": [{"rule_id": "a", "passed": False}, {"rule_id": "b", "passed": True}],
+           "evidence": [{"ref": "x", "verified": True}]}
+    new = json.loads(json.dumps(old))
+    for name in ("findings", "checks", "evidence"):
+        assert diff_keyed(old, new, name) == []
+    new["outcome"] = "approve"
+    new["findings"] = []
+    new["checks"][1]["passed"] = False
+    new["evidence"].append({"ref": "y", "verified": False})
+    whole = diff_decisions(old, new)
+    for name in ("findings", "checks", "evidence"):
+        keyed = diff_keyed(old, new, name)
+        assert keyed and keyed == [d for d in whole if d.where.startswith(f"{name}[")]

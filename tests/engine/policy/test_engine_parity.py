@@ -71,6 +71,23 @@ def test_messages_read_as_opa_formats_them(table: dict[str, dict[str, bytes]]) -
     ({"format": "%v and %v", "args": [1]}, "1 and %!v(MISSING)"),
     ({"format": "%v", "args": [1, 2]}, "1%!(EXTRA 2)"),
     ("a plain string", "a plain string"),
+    ({"format": "%v%%%v", "args": [1, 2]}, "1%2"),
+    ({"format": "%%%v", "args": []}, "%%!v(MISSING)"),
+    ({"format": "%v %%", "args": [True, 2]}, "true %%!(EXTRA 2)"),
+    ({"format": "%q %d", "args": ['a"b', 2.0]}, '"a\\"b" 2'),
+    ({"format": "%s|%v", "args": [1e21, 10**21]}, "1e+21|1000000000000000000000"),
 ])
 def test_messages_are_rendered_as_opa_sprintf_would(message: Any, text: str) -> None:
     assert render_message(message) == text
+
+
+def test_formats_parsed_once_are_told_apart_by_their_whole_text() -> None:
+    """Each format is cut into its verbs once and the cut reused (``_template``): formats that
+    share a prefix, or differ in one character, still render as themselves, in any order."""
+    cases = [({"format": "%s a", "args": ["x"]}, "x a"),
+             ({"format": "%s a %v", "args": ["x", 1.5]}, "x a 1.5"),
+             ({"format": "%s a %%v", "args": ["x"]}, "x a %v"),
+             ({"format": "%s b", "args": ["x"]}, "x b"),
+             ({"format": "%d a", "args": [3]}, "3 a")]
+    for message, text in [*cases, *reversed(cases), *cases]:
+        assert render_message(message) == text

@@ -4,6 +4,7 @@ leaves out."""
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from pathlib import Path
 
@@ -76,3 +77,32 @@ def test_only_a_claimed_data_card_is_verified_unbound(world: World) -> None:
     unsigned = sign_envelope(b'{"predicateType": "%s"}' % PREDICATE_TYPES["data-card"].encode(),
                              [world.key("data-owner")]).to_json()
     assert claimed_predicate_type(unsigned) == PREDICATE_TYPES["data-card"]
+
+
+def _unsigned(kind: str) -> bytes:
+    payload = base64.b64encode(b'{"predicateType": "https://t/%s"}' % kind.encode())
+    return b'{"payload": "%s", "payloadType": "t", "signatures": [{"sig": "AA=="}]}' % payload
+
+
+def test_envelopes_one_byte_apart_are_each_read_as_themselves() -> None:
+    """Envelopes already read are remembered by their bytes (what-if reads one stored envelope
+    for every decision holding it): one byte apart is another envelope, read for itself."""
+    a, b = _unsigned("a"), _unsigned("b")
+    assert sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    broken = a.replace(b'"payloadType"', b'"payloadTypf"')
+    assert sum(x != y for x, y in zip(a, broken, strict=True)) == 1
+    for raw in (a, b, broken, a, b, broken):
+        assert claimed_predicate_type(raw) == {a: "https://t/a", b: "https://t/b", broken: None}[raw]
+    assert _request._kept(a) == a and _request._kept(b) == b
+    kept = _request._kept(broken)
+    assert kept != broken and _request.withheld_reason(kept) is not None
+    assert "payloadType" in _request.withheld_reason(kept)  # type: ignore[operator]
+
+
+def test_bytes_that_are_not_an_envelope_are_never_remembered() -> None:
+    secret = b"-----not an envelope, maybe a secret-----"
+    assert _request._kept(secret) != secret
+    assert claimed_predicate_type(secret) is None
+    assert secret not in _request._READ
+    envelope = _unsigned("c")
+    assert claimed_predicate_type(envelope) == "https://t/c" and envelope in _request._READ
