@@ -3,7 +3,7 @@
 The policy does not format its messages with Rego's ``sprintf``: regopy 1.5 prints floats with
 17 significant digits (``0.9975000000000001``), does not know ``%q`` (the literal stays and the
 arguments shift) and carries the quotes of some strings into the text; OPA and regorus format
-as Go does. So a rule returns ``fmt(format, args)`` — ``{"format": ..., "args": [...]}`` — and
+as Go does. So a check's message is a ``{"format": ..., "args": [...]}`` object and
 ``render_message`` formats it here as OPA's ``sprintf`` would: ``%s``/``%v`` print a string
 argument as it is and any other value in Rego syntax (``["a", "b"]``, ``{"k": 1}``), numbers in
 their shortest round-trip form (``0.9975``, ``1e-07``), ``%d`` an integer, ``%q`` a quoted
@@ -113,7 +113,7 @@ def _argument(verb: str, value: Any) -> str:
 
 
 def render_message(message: Any) -> str:
-    """The text of one message: a string as it is, a ``fmt`` object formatted (module doc)."""
+    """The text of one message: a string as it is, a message object formatted (module doc)."""
     if isinstance(message, str):
         return message
     if not is_message(message):
