@@ -321,11 +321,14 @@ def main() -> None:
                         help="only the no-query measurement, on a work folder kept by --out")
     parser.add_argument("--what-if-only", type=Path, default=None, metavar="WORK",
                         help="only `what_if` with each --jobs, on a work folder kept by --out")
+    parser.add_argument("--policies", type=Path, default=None, metavar="DIR",
+                        help="with --what-if-only: the bundle to re-evaluate under (default: the work "
+                             "folder's policies-tight, whose Rego is the one of the build)")
     args = parser.parse_args()
     if args.what_if_only:
         work = args.what_if_only
         for jobs in args.jobs:
-            doc = what_if(work / "ledger", work / "policies-tight", jobs=jobs).to_json()
+            doc = what_if(work / "ledger", args.policies or work / "policies-tight", jobs=jobs).to_json()
             print(json.dumps({k: doc[k] for k in ("decisions", "jobs", "seconds", "decisions_per_second",
                                                   "flips", "transitions", "verifications",
                                                   "verifications_reused")}))
