@@ -21,6 +21,7 @@ from slmgate.engine.policy._bundle import PolicyBundle
 from slmgate.engine.policy._decision import engine_neutral
 from slmgate.engine.policy._engines import DEFAULT_ENGINE, EMBEDDED_ENGINES, embedded_engine
 from slmgate.engine.policy._evaluate import DecisionEngine
+from slmgate.engine.policy._policytest import _apply
 from slmgate.engine.policy._regorus import RegorusPolicy
 from tests.conftest import World
 
@@ -236,8 +237,6 @@ def test_every_decision_case_checks_each_rule_id_once(session_world: World, bund
                                                       base_facts: dict[str, Any]) -> None:
     """A check answers once: two definitions both answering for one id (a value a bound reads
     while its `not reported` twin answers too) would show as two checks of one rule."""
-    from slmgate.engine.policy._policytest import _apply
-
     doc = yaml.safe_load((session_world.policies / "tests" / "promotion.yaml").read_text())
     data = copy.deepcopy(bundle.data)
     data["gates"]["serving"]["tokens_per_second"] = {"min": 10}  # a minimum SLO too
