@@ -238,8 +238,7 @@ def test_every_decision_case_checks_each_rule_id_once(session_world: World, bund
     """A check answers once: two definitions both answering for one id (a value a bound reads
     while its `not reported` twin answers too) would show as two checks of one rule."""
     doc = yaml.safe_load((session_world.policies / "tests" / "promotion.yaml").read_text())
-    data = copy.deepcopy(bundle.data)
-    data["gates"]["serving"]["tokens_per_second"] = {"min": 10}  # a minimum SLO too
+    data = _with_min_slo(bundle)
     for case in [*doc["cases"], {"name": "no serving measurement", "remove": ["/evidence/serving"]}]:
         for variant in (None, data):
             decision = _decide(bundle, _apply(base_facts, case, "promotion.yaml"), variant)
@@ -572,10 +571,9 @@ def test_every_domain_check_deleted_in_turn_is_caught_by_policy_complete(
     rules = _rules(source, "domain_checks contains")
     assert len(rules) >= 12, "the rule heads were not found: has promotion.rego changed its layout?"
     # An SLO with a minimum too (the bundle has maximums only), measured in the full scenario
-    data = copy.deepcopy(bundle.data)
-    data["gates"]["serving"]["tokens_per_second"] = {"min": 10}
+    data = _with_min_slo(bundle)
     scenarios = _scenarios(base_facts)
-    scenarios[0]["evidence"]["serving"]["tokens_per_second"] = 40
+    scenarios[0]["evidence"]["serving"]["throughput_per_s"] = 150.0
     scenarios.append(_unreported(base_facts))
     for facts in scenarios:  # with every rule present, the net holds and nothing is missing
         assert "policy.complete" not in _blocking(_decide(bundle, facts, data))
